@@ -1,0 +1,20 @@
+/**
+ * Loom's public library surface: the domain model, the ports, the resilience kernel
+ * and the application services, as namespaces other Effect apps compose.
+ */
+export * as Errors from "./domain/Errors.js"
+export * as RetryPolicy from "./domain/RetryPolicy.js"
+export * as Tool from "./domain/Tool.js"
+export * as ToolCall from "./domain/ToolCall.js"
+export * as ToolRegistry from "./domain/ToolRegistry.js"
+export * as ToolResult from "./domain/ToolResult.js"
+
+export * as BreakerState from "./infrastructure/resilience/BreakerState.js"
+export * as CircuitBreaker from "./infrastructure/resilience/CircuitBreaker.js"
+export * as Retry from "./infrastructure/resilience/Retry.js"
+export * as Timeouts from "./infrastructure/resilience/Timeouts.js"
+export * as WorkerPool from "./infrastructure/resilience/WorkerPool.js"
+export * as InMemoryToolRegistry from "./infrastructure/tools/InMemoryToolRegistry.js"
+
+export * as ToolExecutor from "./application/ToolExecutor.js"
+export * as ToolGraph from "./application/ToolGraph.js"

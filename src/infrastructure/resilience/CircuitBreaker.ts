@@ -1,0 +1,144 @@
+/**
+ * A circuit breaker in front of an external service (an Ollama host, an MCP server,
+ * a tool). Written by hand over `Ref`: the state machine is the pure `BreakerState.transition`,
+ * applied atomically with `Ref.modify`, with time from `Clock` so `TestClock` drives it.
+ */
+import type { Scope } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Metric, PubSub, Ref, Stream } from "effect"
+import { CircuitOpen } from "../../domain/Errors.js"
+import type { BreakerEvent, BreakerSettings, BreakerState, Permit } from "./BreakerState.js"
+import { closed, transition } from "./BreakerState.js"
+
+export type BreakerStatus = "closed" | "open" | "half_open"
+
+/** One state change, as published on `changes`. */
+export interface BreakerChange {
+  readonly service: string
+  readonly from: BreakerStatus
+  readonly to: BreakerStatus
+  readonly at: number
+}
+
+export interface Options {
+  /** Names the protected service in errors, metrics and changes. */
+  readonly service: string
+  /** Trip after this many failures in a row (default 5). */
+  readonly consecutiveFailures?: number
+  /** Also trip on a failure rate over a sliding time window (off unless given). */
+  readonly failureRate?: {
+    readonly threshold: number
+    readonly minimumVolume: number
+    readonly window: Duration.DurationInput
+    /** Slices of the window (default 10): finer is more exact, coarser is cheaper. */
+    readonly buckets?: number
+  }
+  /** How long the breaker stays open before letting a probe through (default 30 s). */
+  readonly resetTimeout?: Duration.DurationInput
+  /** Grow the reset timeout on each trip in a row: `resetTimeout * multiplier^(trips-1)`, capped at `max`. */
+  readonly resetBackoff?: { readonly multiplier: number; readonly max: Duration.DurationInput }
+  /** Probes allowed at once while half-open (default 1). */
+  readonly halfOpenMaxProbes?: number
+  /** Probe successes that close the breaker (default 1). */
+  readonly successThreshold?: number
+  /** Which errors count against the service (default: all). Others count as answers. */
+  readonly isFailure?: (error: unknown) => boolean
+}
+
+export interface CircuitBreaker {
+  readonly service: string
+  /** Runs `self` unless the breaker is open, in which case it fails with `CircuitOpen` without running it. */
+  readonly protect: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpen, R>
+  readonly status: Effect.Effect<BreakerStatus>
+  /** The full internal state, for health reports and tests. */
+  readonly snapshot: Effect.Effect<BreakerState>
+  /** Every status change, from subscription on. */
+  readonly changes: Stream.Stream<BreakerChange>
+  /** Closes the breaker by hand, forgetting its history. */
+  readonly reset: Effect.Effect<void>
+}
+
+/** Breaker status per service: 0 closed, 1 half-open, 2 open. */
+export const stateGauge = Metric.gauge("loom_breaker_state", {
+  description: "Circuit breaker state per service: 0 closed, 1 half-open, 2 open"
+})
+
+export const statusOf = (state: BreakerState): BreakerStatus =>
+  state._tag === "Closed" ? "closed" : state._tag === "Open" ? "open" : "half_open"
+
+const statusValue = (status: BreakerStatus): number => status === "closed" ? 0 : status === "half_open" ? 1 : 2
+
+/** Fills in the defaults. */
+export const settings = (options: Options): BreakerSettings => {
+  const windowMillis = options.failureRate ? Duration.toMillis(options.failureRate.window) : 60_000
+  const resetTimeoutMillis = Duration.toMillis(options.resetTimeout ?? "30 seconds")
+  return {
+    consecutiveFailures: options.consecutiveFailures ?? 5,
+    failureRateThreshold: options.failureRate?.threshold ?? Infinity,
+    minimumVolume: options.failureRate?.minimumVolume ?? Infinity,
+    windowMillis,
+    bucketMillis: Math.max(1, Math.floor(windowMillis / (options.failureRate?.buckets ?? 10))),
+    resetTimeoutMillis,
+    resetBackoffMultiplier: options.resetBackoff?.multiplier ?? 1,
+    maxResetTimeoutMillis: options.resetBackoff ? Duration.toMillis(options.resetBackoff.max) : resetTimeoutMillis,
+    halfOpenMaxProbes: options.halfOpenMaxProbes ?? 1,
+    successThreshold: options.successThreshold ?? 1
+  }
+}
+
+/** Builds a breaker; the scope owns the change hub. */
+export const make = (options: Options): Effect.Effect<CircuitBreaker, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = settings(options)
+    const isFailure = options.isFailure ?? (() => true)
+    const service = options.service
+    const ref = yield* Ref.make<BreakerState>(closed)
+    const hub = yield* Effect.acquireRelease(PubSub.unbounded<BreakerChange>(), PubSub.shutdown)
+    const gauge = Metric.tagged(stateGauge, "service", service)
+    yield* Metric.set(gauge, 0)
+
+    const step = (event: BreakerEvent): Effect.Effect<Permit> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.flatMap(
+          Ref.modify(ref, (state) => {
+            const [permit, next] = transition(config, state, event, now)
+            return [[permit, state, next] as const, next]
+          }),
+          ([permit, before, after]) => {
+            if (before._tag === after._tag) return Effect.succeed(permit)
+            const change: BreakerChange = { service, from: statusOf(before), to: statusOf(after), at: now }
+            return Effect.as(
+              Effect.zipRight(Metric.set(gauge, statusValue(change.to)), PubSub.publish(hub, change)),
+              permit
+            )
+          }
+        ))
+
+    const acquire = step({ _tag: "Acquire" })
+
+    const settle = <A, E>(permit: Permit, exit: Exit.Exit<A, E>): Effect.Effect<Permit> => {
+      if (Exit.isSuccess(exit)) return step({ _tag: "Success", permit })
+      if (Cause.isInterruptedOnly(exit.cause)) return step({ _tag: "Cancel", permit })
+      const counts = Cause.failureOption(exit.cause).pipe(
+        (failure) => failure._tag === "None" || isFailure(failure.value)
+      )
+      return step({ _tag: counts ? "Failure" : "Success", permit })
+    }
+
+    const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpen, R> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(acquire, (permit): Effect.Effect<A, E | CircuitOpen, R> =>
+          permit._tag === "Rejected"
+            ? Effect.fail(new CircuitOpen({ service, retryAfter: Duration.millis(permit.retryAfterMillis) }))
+            : Effect.onExit(restore(self), (exit) => settle(permit, exit)))
+      )
+
+    const snapshot = Ref.get(ref)
+    return {
+      service,
+      protect,
+      snapshot,
+      status: Effect.map(snapshot, statusOf),
+      changes: Stream.fromPubSub(hub),
+      reset: Effect.asVoid(step({ _tag: "Reset" }))
+    } satisfies CircuitBreaker
+  })

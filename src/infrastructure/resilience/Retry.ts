@@ -1,0 +1,62 @@
+/**
+ * Retry policies as Schedules. A policy is data (`RetryPolicy`, from a tool or from
+ * config); `schedule` turns it into exponential backoff with a cap, optional jitter,
+ * a retry limit and a predicate on the error.
+ */
+import { Config, Duration, Predicate, Schedule } from "effect"
+import { RetryPolicy } from "../../domain/RetryPolicy.js"
+
+/** Errors that retrying cannot fix: an open breaker, bad input, an unknown tool, a full queue, shutdown. */
+const neverRetried = new Set([
+  "CircuitOpen",
+  "InvalidToolInput",
+  "ToolNotFound",
+  "QueueFull",
+  "Shutdown",
+  "DependencyFailed"
+])
+
+/** The default retryable-error predicate. Interruption is never retried: it is not an error. */
+export const isRetryable = (error: unknown): boolean => {
+  if (Predicate.isTagged(error, "ToolFailed") && Predicate.hasProperty(error, "retryable")) {
+    return error.retryable !== false
+  }
+  return !(Predicate.hasProperty(error, "_tag") && typeof error._tag === "string" && neverRetried.has(error._tag))
+}
+
+/** The Schedule for `policy`: delays `initial * multiplier^n`, jittered if asked, capped at `maxDelay`. */
+export const schedule = <E>(
+  policy: RetryPolicy,
+  retryable: (error: E) => boolean = isRetryable
+): Schedule.Schedule<unknown, E> => {
+  const backoff = Schedule.exponential(policy.initialDelay, policy.multiplier)
+  const spread = policy.jitter ? Schedule.jittered(backoff) : backoff
+  return spread.pipe(
+    Schedule.modifyDelay((delay) => Duration.min(delay, policy.maxDelay)),
+    Schedule.intersect(Schedule.recurs(policy.maxRetries)),
+    Schedule.whileInput(retryable)
+  )
+}
+
+/**
+ * A policy read from config under `prefix` (e.g. `LOOM_RETRY_MAX_RETRIES`,
+ * `LOOM_RETRY_INITIAL_DELAY=100 millis`, `_MULTIPLIER`, `_MAX_DELAY`, `_JITTER`).
+ */
+export const config = (prefix: string): Config.Config<RetryPolicy> =>
+  Config.all({
+    maxRetries: Config.integer("MAX_RETRIES").pipe(
+      Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }),
+      Config.withDefault(RetryPolicy.none.maxRetries)
+    ),
+    initialDelay: Config.duration("INITIAL_DELAY").pipe(Config.withDefault(RetryPolicy.none.initialDelay)),
+    multiplier: Config.number("MULTIPLIER").pipe(
+      Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }),
+      Config.withDefault(RetryPolicy.none.multiplier)
+    ),
+    maxDelay: Config.duration("MAX_DELAY").pipe(Config.withDefault(RetryPolicy.none.maxDelay)),
+    jitter: Config.boolean("JITTER").pipe(Config.withDefault(RetryPolicy.none.jitter))
+  }).pipe(
+    Config.map((fields) => RetryPolicy.make(fields)),
+    Config.nested(prefix),
+    Config.withDescription("retry policy")
+  )

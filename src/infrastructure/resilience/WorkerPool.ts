@@ -1,0 +1,185 @@
+/**
+ * N worker fibers draining a bounded queue of jobs. Overflow is explicit: `reject`
+ * fails at once with `QueueFull`, `wait` suspends the caller until there is room
+ * (backpressure). A job runs with its caller's context (services, parent span), so
+ * a pooled call looks to the job like a direct one.
+ *
+ * Interruption: a caller interrupted while its job waits means the job never runs;
+ * interrupted while it runs means the job is interrupted. Closing the pool's scope
+ * stops intake, lets queued and running jobs finish up to `drainTimeout`, then
+ * interrupts what is left; their callers fail with `Shutdown`.
+ */
+import type { Scope } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Metric, Option, Queue } from "effect"
+import type { Timeout } from "../../domain/Errors.js"
+import { QueueFull, Shutdown } from "../../domain/Errors.js"
+import { within } from "./Timeouts.js"
+
+export type Overflow = "reject" | "wait"
+
+export interface Options {
+  /** Names the pool in errors and metrics. */
+  readonly name: string
+  readonly workers: number
+  /** Jobs that may wait for a worker. */
+  readonly capacity: number
+  readonly overflow: Overflow
+  /** Deadline for one job, from the moment a worker starts it. */
+  readonly jobTimeout?: Duration.DurationInput
+  /** How long closing waits for queued and running jobs (default 30 s). */
+  readonly drainTimeout?: Duration.DurationInput
+}
+
+export interface Stats {
+  readonly workers: number
+  readonly busy: number
+  readonly queued: number
+  readonly capacity: number
+  readonly rejected: number
+  readonly closing: boolean
+}
+
+export interface WorkerPool {
+  readonly name: string
+  /** Runs `job` on a worker and returns its own result. */
+  readonly submit: <A, E, R>(job: Effect.Effect<A, E, R>) => Effect.Effect<A, E | QueueFull | Timeout | Shutdown, R>
+  readonly stats: Effect.Effect<Stats>
+}
+
+export const queueDepth = Metric.gauge("loom_pool_queue_depth", { description: "Jobs waiting for a worker" })
+export const busyWorkers = Metric.gauge("loom_pool_busy_workers", { description: "Workers running a job" })
+export const rejectedJobs = Metric.counter("loom_pool_rejected", {
+  description: "Jobs refused because the queue was full",
+  incremental: true
+})
+
+const QUEUED = 0
+const RUNNING = 1
+const CANCELLED = 2
+
+/** A job as the queue holds it: its types are closed over, so the queue holds one type. */
+interface Entry {
+  readonly run: Effect.Effect<void>
+  readonly refuse: Effect.Effect<void>
+  state: typeof QUEUED | typeof RUNNING | typeof CANCELLED
+  fiber: Fiber.RuntimeFiber<void> | undefined
+}
+
+export const make = (options: Options): Effect.Effect<WorkerPool, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { capacity, name } = options
+    const queue = options.overflow === "reject"
+      ? yield* Queue.dropping<Entry>(capacity)
+      : yield* Queue.bounded<Entry>(capacity)
+    const depthGauge = Metric.tagged(queueDepth, "pool", name)
+    const busyGauge = Metric.tagged(busyWorkers, "pool", name)
+    const rejectedCounter = Metric.tagged(rejectedJobs, "pool", name)
+    const shutdown = new Shutdown({ component: name })
+    const drainTimeout = options.drainTimeout ?? Duration.seconds(30)
+    const jobTimeout = options.jobTimeout
+
+    let busy = 0
+    let rejected = 0
+    let closing = false
+    const idle = yield* Deferred.make<void>()
+
+    const queued = () => Option.getOrElse(queue.unsafeSize(), () => 0)
+    const signalIfIdle = Effect.suspend(() =>
+      closing && busy === 0 && queued() === 0 ? Deferred.succeed(idle, undefined) : Effect.void
+    )
+
+    const runEntry = (entry: Entry): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (entry.state === CANCELLED) return Effect.void
+        entry.state = RUNNING
+        busy++
+        return Metric.set(busyGauge, busy).pipe(
+          Effect.zipRight(Effect.fork(entry.run)),
+          Effect.flatMap((fiber) => {
+            entry.fiber = fiber
+            return entry.state === CANCELLED ? Fiber.interrupt(fiber) : Fiber.await(fiber)
+          }),
+          Effect.ensuring(Effect.suspend(() => {
+            busy--
+            return Effect.zipRight(Metric.set(busyGauge, busy), signalIfIdle)
+          }))
+        )
+      })
+
+    const worker = Queue.take(queue).pipe(
+      Effect.tap(() => Metric.set(depthGauge, queued())),
+      Effect.flatMap(runEntry),
+      Effect.forever
+    )
+    yield* Effect.forkScoped(worker).pipe(Effect.replicateEffect(options.workers))
+
+    // Added after the workers, so it runs before they are interrupted.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        closing = true
+        yield* signalIfIdle
+        yield* Deferred.await(idle).pipe(Effect.timeout(drainTimeout), Effect.ignore)
+        const left = yield* Queue.takeAll(queue)
+        yield* Effect.forEach(left, (entry) => entry.refuse, { discard: true })
+        yield* Queue.shutdown(queue)
+        yield* Metric.set(depthGauge, 0)
+      })
+    )
+
+    const offer = (entry: Entry): Effect.Effect<void, QueueFull> =>
+      Effect.flatMap(Queue.offer(queue, entry), (accepted) => {
+        if (accepted) return Metric.set(depthGauge, queued())
+        rejected++
+        return Effect.zipRight(Metric.increment(rejectedCounter), Effect.fail(new QueueFull({ capacity })))
+      })
+
+    const cancel = (entry: Entry): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const running = entry.state === RUNNING ? entry.fiber : undefined
+        entry.state = CANCELLED
+        return running ? Fiber.interrupt(running) : Effect.void
+      })
+
+    /** A job interrupted by the pool rather than by its caller was cut off by shutdown. */
+    const shutdownIfInterrupted = <A, E>(cause: Cause.Cause<E>): Effect.Effect<A, E | Shutdown> =>
+      closing && Cause.isInterruptedOnly(cause) ? Effect.fail(shutdown) : Effect.failCause(cause)
+
+    const submit = <A, E, R>(job: Effect.Effect<A, E, R>): Effect.Effect<A, E | QueueFull | Timeout | Shutdown, R> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          if (closing) return yield* shutdown
+          const context = yield* Effect.context<R>()
+          const done = yield* Deferred.make<A, E | Timeout | Shutdown>()
+          const bounded = jobTimeout === undefined ? job : within(`${name}.job`, jobTimeout)(job)
+          const entry: Entry = {
+            run: bounded.pipe(
+              Effect.provide(context),
+              Effect.onExit((exit) => Deferred.done(done, exit)),
+              Effect.asVoid,
+              Effect.catchAllCause(() => Effect.void)
+            ),
+            refuse: Deferred.done(done, Exit.fail(shutdown)),
+            state: QUEUED,
+            fiber: undefined
+          }
+          yield* restore(offer(entry)).pipe(Effect.catchAllCause(shutdownIfInterrupted<void, QueueFull>))
+          return yield* restore(Deferred.await(done)).pipe(
+            Effect.onInterrupt(() => cancel(entry)),
+            Effect.catchAllCause(shutdownIfInterrupted<A, E | Timeout | Shutdown>)
+          )
+        })
+      )
+
+    return {
+      name,
+      submit,
+      stats: Effect.sync(() => ({
+        workers: options.workers,
+        busy,
+        queued: queued(),
+        capacity,
+        rejected,
+        closing
+      }))
+    } satisfies WorkerPool
+  })

@@ -1,0 +1,23 @@
+/** The embedded ToolRegistry: tools held in memory, registered at start-up or at run time. */
+import { Effect, Layer, Ref } from "effect"
+import { ToolNotFound } from "../../domain/Errors.js"
+import type { ToolDefinition } from "../../domain/Tool.js"
+import { ToolRegistry } from "../../domain/ToolRegistry.js"
+
+export const make = (tools: Iterable<ToolDefinition> = []) =>
+  Effect.gen(function*() {
+    const ref = yield* Ref.make<ReadonlyMap<string, ToolDefinition>>(
+      new Map(Array.from(tools, (tool) => [tool.name, tool]))
+    )
+    return ToolRegistry.of({
+      get: (name) =>
+        Effect.flatMap(Ref.get(ref), (map) => {
+          const tool = map.get(name)
+          return tool ? Effect.succeed(tool) : Effect.fail(new ToolNotFound({ tool: name }))
+        }),
+      list: Effect.map(Ref.get(ref), (map) => Array.from(map.values())),
+      register: (tool) => Ref.update(ref, (map) => new Map(map).set(tool.name, tool))
+    })
+  })
+
+export const layer = (tools: Iterable<ToolDefinition> = []) => Layer.effect(ToolRegistry, make(tools))
