@@ -51,8 +51,10 @@ export interface CircuitBreaker {
   readonly status: Effect.Effect<BreakerStatus>
   /** The full internal state, for health reports and tests. */
   readonly snapshot: Effect.Effect<BreakerState>
-  /** Every status change, from subscription on. */
+  /** Every status change from the moment the stream is run. */
   readonly changes: Stream.Stream<BreakerChange>
+  /** Subscribes now: the stream holds every change from this point, however late it is run. */
+  readonly subscribe: Effect.Effect<Stream.Stream<BreakerChange>, never, Scope.Scope>
   /** Closes the breaker by hand, forgetting its history. */
   readonly reset: Effect.Effect<void>
 }
@@ -139,6 +141,7 @@ export const make = (options: Options): Effect.Effect<CircuitBreaker, never, Sco
       snapshot,
       status: Effect.map(snapshot, statusOf),
       changes: Stream.fromPubSub(hub),
+      subscribe: Stream.fromPubSub(hub, { scoped: true }),
       reset: Effect.asVoid(step({ _tag: "Reset" }))
     } satisfies CircuitBreaker
   })
