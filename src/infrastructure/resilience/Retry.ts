@@ -39,24 +39,23 @@ export const schedule = <E>(
 }
 
 /**
- * A policy read from config under `prefix` (e.g. `LOOM_RETRY_MAX_RETRIES`,
+ * A policy read from config under `prefix`, each variable named in full so errors name it (e.g. `LOOM_RETRY_MAX_RETRIES`,
  * `LOOM_RETRY_INITIAL_DELAY=100 millis`, `_MULTIPLIER`, `_MAX_DELAY`, `_JITTER`).
  */
 export const config = (prefix: string): Config.Config<RetryPolicy> =>
   Config.all({
-    maxRetries: Config.integer("MAX_RETRIES").pipe(
+    maxRetries: Config.integer(`${prefix}_MAX_RETRIES`).pipe(
       Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }),
       Config.withDefault(RetryPolicy.none.maxRetries)
     ),
-    initialDelay: Config.duration("INITIAL_DELAY").pipe(Config.withDefault(RetryPolicy.none.initialDelay)),
-    multiplier: Config.number("MULTIPLIER").pipe(
+    initialDelay: Config.duration(`${prefix}_INITIAL_DELAY`).pipe(Config.withDefault(RetryPolicy.none.initialDelay)),
+    multiplier: Config.number(`${prefix}_MULTIPLIER`).pipe(
       Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }),
       Config.withDefault(RetryPolicy.none.multiplier)
     ),
-    maxDelay: Config.duration("MAX_DELAY").pipe(Config.withDefault(RetryPolicy.none.maxDelay)),
-    jitter: Config.boolean("JITTER").pipe(Config.withDefault(RetryPolicy.none.jitter))
+    maxDelay: Config.duration(`${prefix}_MAX_DELAY`).pipe(Config.withDefault(RetryPolicy.none.maxDelay)),
+    jitter: Config.boolean(`${prefix}_JITTER`).pipe(Config.withDefault(RetryPolicy.none.jitter))
   }).pipe(
     Config.map((fields) => RetryPolicy.make(fields)),
-    Config.nested(prefix),
     Config.withDescription("retry policy")
   )

@@ -31,7 +31,7 @@ export const defaults: Table = {
   "shutdown": Duration.seconds(30)
 }
 
-const envName = (operation: Operation): string => operation.replace(".", "_").toUpperCase()
+const envName = (operation: Operation): string => `LOOM_TIMEOUT_${operation.replace(".", "_").toUpperCase()}`
 
 /** Reads every deadline, falling back to `defaults`. */
 export const config: Config.Config<Table> = Config.all(
@@ -40,7 +40,7 @@ export const config: Config.Config<Table> = Config.all(
       operation
     ) => [operation, Config.duration(envName(operation)).pipe(Config.withDefault(defaults[operation]))])
   ) as { readonly [K in Operation]: Config.Config<Duration.Duration> }
-).pipe(Config.nested("LOOM_TIMEOUT"))
+)
 
 export class Timeouts extends Context.Tag("loom/Timeouts")<Timeouts, Table>() {
   static readonly Default = Layer.succeed(Timeouts, defaults)

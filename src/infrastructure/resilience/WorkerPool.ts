@@ -33,6 +33,7 @@ export interface Options {
 export interface Stats {
   readonly workers: number
   readonly busy: number
+  /** Jobs waiting for a worker, counting callers held back by backpressure (`wait`). */
   readonly queued: number
   readonly capacity: number
   readonly rejected: number
@@ -83,7 +84,8 @@ export const make = (options: Options): Effect.Effect<WorkerPool, never, Scope.S
     let closing = false
     const idle = yield* Deferred.make<void>()
 
-    const queued = () => Option.getOrElse(queue.unsafeSize(), () => 0)
+    // A queue with waiting takers reports a negative size.
+    const queued = () => Math.max(0, Option.getOrElse(queue.unsafeSize(), () => 0))
     const signalIfIdle = Effect.suspend(() =>
       closing && busy === 0 && queued() === 0 ? Deferred.succeed(idle, undefined) : Effect.void
     )
@@ -118,7 +120,8 @@ export const make = (options: Options): Effect.Effect<WorkerPool, never, Scope.S
       Effect.gen(function*() {
         closing = true
         yield* signalIfIdle
-        yield* Deferred.await(idle).pipe(Effect.timeout(drainTimeout), Effect.ignore)
+        // Finalizers run uninterruptibly; the wait must be interruptible for the deadline to cut it.
+        yield* Effect.interruptible(Deferred.await(idle)).pipe(Effect.timeout(drainTimeout), Effect.ignore)
         const left = yield* Queue.takeAll(queue)
         yield* Effect.forEach(left, (entry) => entry.refuse, { discard: true })
         yield* Queue.shutdown(queue)
