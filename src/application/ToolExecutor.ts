@@ -16,6 +16,7 @@ import {
   Layer,
   Metric,
   MetricBoundaries,
+  type MetricKeyType,
   Option,
   ParseResult,
   Schema,
@@ -101,6 +102,20 @@ export const invalidInput = (tool: string, error: ParseResult.ParseError): Inval
   })
 }
 
+/** Results are built from values the executor made itself: skip re-validating them on the hot path. */
+const trusted = { disableValidation: true } as const
+
+/** The result of a graph node that never started: skipped behind a failed dependency, or rejected. */
+const unstarted = (node: ToolGraph.Node, error: DependencyFailed | InvalidToolInput): ToolResult =>
+  new ToolResult({
+    callId: ToolCallId.make(node.id),
+    tool: ToolName.make(node.tool),
+    status: statusOf(error),
+    error,
+    attempts: 0,
+    durationMs: 0
+  }, trusted)
+
 /** A defect in a handler becomes a non-retryable `ToolFailed`: the caller sees a result, not a crash. */
 const defectToFailure = (tool: string, cause: Cause.Cause<never>): ToolFailed =>
   new ToolFailed({ tool, message: `tool crashed: ${Cause.pretty(cause).split("\n")[0]}`, retryable: false })
@@ -130,6 +145,25 @@ export const make = (options: Options = {}) =>
           }
         }).pipe(Scope.extend(scope))
     })
+
+    // Tagged metrics are built once per tool and status, not on every call.
+    const counters = new Map<string, Metric.Metric.Counter<number>>()
+    const histograms = new Map<string, Metric.Metric<MetricKeyType.MetricKeyType.Histogram, number, unknown>>()
+    const recordMetrics = (result: ToolResult) =>
+      Effect.suspend(() => {
+        const key = `${result.tool}\u0000${result.status}`
+        let counter = counters.get(key)
+        if (!counter) {
+          counter = Metric.tagged(Metric.tagged(toolCalls, "tool", result.tool), "status", result.status)
+          counters.set(key, counter)
+        }
+        let histogram = histograms.get(result.tool)
+        if (!histogram) {
+          histogram = Metric.tagged(toolDuration, "tool", result.tool)
+          histograms.set(result.tool, histogram)
+        }
+        return Effect.zipRight(Metric.increment(counter), Metric.update(histogram, result.durationMs))
+      })
 
     const protect = (tool: string) => <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, E | CircuitOpen> =>
       breakerOptions === false ? self : Effect.flatMap(breakers.get(tool), (breaker) => breaker.protect(self))
@@ -180,7 +214,7 @@ export const make = (options: Options = {}) =>
         const finished = yield* Clock.currentTimeMillis
         const fields = { callId: call.id, tool: call.tool, attempts: attempts.count, durationMs: finished - started }
         if (Exit.isSuccess(exit)) {
-          return new ToolResult({ ...fields, status: "succeeded", output: exit.value })
+          return new ToolResult({ ...fields, status: "succeeded", output: exit.value }, trusted)
         }
         if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
         const error = Option.getOrElse(
@@ -189,15 +223,14 @@ export const make = (options: Options = {}) =>
         )
         const onError = callOptions.onError ?? options.onError
         if (onError) yield* onError(call, error)
-        return new ToolResult({ ...fields, status: statusOf(error), error })
+        return new ToolResult({ ...fields, status: statusOf(error), error }, trusted)
       }).pipe(
-        Effect.tap((result) =>
-          Effect.zipRight(
-            Metric.increment(Metric.tagged(Metric.tagged(toolCalls, "tool", result.tool), "status", result.status)),
-            Metric.update(Metric.tagged(toolDuration, "tool", result.tool), result.durationMs)
-          )
-        ),
-        Effect.withSpan("ToolExecutor.execute", { attributes: { "loom.tool": call.tool, "loom.call_id": call.id } })
+        Effect.tap((result) => recordMetrics(result)),
+        Effect.withSpan("ToolExecutor.execute", {
+          attributes: { "loom.tool": call.tool, "loom.call_id": call.id },
+          // a stack trace per call is costly on the hot path; the span name and attributes locate it
+          captureStackTrace: false
+        })
       )
 
     const executeParallel = (
@@ -237,16 +270,7 @@ export const make = (options: Options = {}) =>
             const dependsOn = node.dependsOn ?? []
             const upstream = yield* Effect.forEach(dependsOn, finished)
             const blocker = upstream.find((result) => !result.succeeded)
-            if (blocker) {
-              return new ToolResult({
-                callId: ToolCallId.make(node.id),
-                tool: ToolName.make(node.tool),
-                status: "skipped",
-                error: new DependencyFailed({ node: node.id, dependency: blocker.callId }),
-                attempts: 0,
-                durationMs: 0
-              })
-            }
+            if (blocker) return unstarted(node, new DependencyFailed({ node: node.id, dependency: blocker.callId }))
             const outputs = Object.fromEntries(upstream.map((result) => [result.callId, result.output]))
             const input = node.inputFrom ? yield* Effect.try(() => node.inputFrom!(outputs)) : node.input
             return yield* semaphore.withPermits(1)(
@@ -258,14 +282,7 @@ export const make = (options: Options = {}) =>
           }).pipe(
             Effect.catchTag("UnknownException", (error) =>
               Effect.succeed(
-                new ToolResult({
-                  callId: ToolCallId.make(node.id),
-                  tool: ToolName.make(node.tool),
-                  status: "rejected",
-                  error: new InvalidToolInput({ tool: node.tool, field: "", message: String(error.error) }),
-                  attempts: 0,
-                  durationMs: 0
-                })
+                unstarted(node, new InvalidToolInput({ tool: node.tool, field: "", message: String(error.error) }))
               )),
             Effect.tap((result) => Deferred.succeed(done.get(node.id)!, result))
           )

@@ -99,6 +99,9 @@ export const record = (
   return [...kept, { start, successes: failure ? 0 : 1, failures: failure ? 1 : 0 }]
 }
 
+/** Whether the failure-rate rule is on; without it the window is not kept at all. */
+const tracksRate = (settings: BreakerSettings): boolean => Number.isFinite(settings.minimumVolume)
+
 const rateTripped = (settings: BreakerSettings, buckets: ReadonlyArray<Bucket>): boolean => {
   let failures = 0
   let total = 0
@@ -147,10 +150,12 @@ export const transition = (
     }
     case "Success": {
       if (state._tag === "Closed" && event.permit._tag === "Normal") {
+        // Without a rate window a success in a clean state changes nothing: keep the object.
+        if (!tracksRate(settings) && state.consecutiveFailures === 0) return [event.permit, state]
         return [event.permit, {
           _tag: "Closed",
           consecutiveFailures: 0,
-          buckets: record(settings, state.buckets, false, now)
+          buckets: tracksRate(settings) ? record(settings, state.buckets, false, now) : state.buckets
         }]
       }
       if (isCurrentProbe(state, event.permit)) {
@@ -164,7 +169,7 @@ export const transition = (
     case "Failure": {
       if (state._tag === "Closed" && event.permit._tag === "Normal") {
         const consecutiveFailures = state.consecutiveFailures + 1
-        const buckets = record(settings, state.buckets, true, now)
+        const buckets = tracksRate(settings) ? record(settings, state.buckets, true, now) : state.buckets
         return consecutiveFailures >= settings.consecutiveFailures || rateTripped(settings, buckets)
           ? [event.permit, open(settings, 1, now)]
           : [event.permit, { _tag: "Closed", consecutiveFailures, buckets }]

@@ -4,10 +4,10 @@
  * applied atomically with `Ref.modify`, with time from `Clock` so `TestClock` drives it.
  */
 import type { Scope } from "effect"
-import { Cause, Clock, Duration, Effect, Exit, Metric, PubSub, Ref, Stream } from "effect"
+import { Cause, Duration, Effect, Exit, Metric, PubSub, Ref, Stream } from "effect"
 import { CircuitOpen } from "../../domain/Errors.js"
 import type { BreakerEvent, BreakerSettings, BreakerState, Permit } from "./BreakerState.js"
-import { closed, transition } from "./BreakerState.js"
+import { closed, normalPermit, transition } from "./BreakerState.js"
 
 export type BreakerStatus = "closed" | "open" | "half_open"
 
@@ -98,41 +98,59 @@ export const make = (options: Options): Effect.Effect<CircuitBreaker, never, Sco
     const gauge = Metric.tagged(stateGauge, "service", service)
     yield* Metric.set(gauge, 0)
 
+    // Read synchronously inside `Ref.modify`, so the time and the transition are one atomic step.
+    const clock = yield* Effect.clock
+
     const step = (event: BreakerEvent): Effect.Effect<Permit> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.flatMap(
-          Ref.modify(ref, (state) => {
-            const [permit, next] = transition(config, state, event, now)
-            return [[permit, state, next] as const, next]
-          }),
-          ([permit, before, after]) => {
-            if (before._tag === after._tag) return Effect.succeed(permit)
-            const change: BreakerChange = { service, from: statusOf(before), to: statusOf(after), at: now }
-            return Effect.as(
-              Effect.zipRight(Metric.set(gauge, statusValue(change.to)), PubSub.publish(hub, change)),
-              permit
-            )
+      Effect.flatMap(
+        Ref.modify(ref, (state) => {
+          const [permit, next] = transition(config, state, event, clock.unsafeCurrentTimeMillis())
+          return [[permit, state, next] as const, next]
+        }),
+        ([permit, before, after]) => {
+          if (before._tag === after._tag) return Effect.succeed(permit)
+          const change: BreakerChange = {
+            service,
+            from: statusOf(before),
+            to: statusOf(after),
+            at: clock.unsafeCurrentTimeMillis()
           }
-        ))
-
-    const acquire = step({ _tag: "Acquire" })
-
-    const settle = <A, E>(permit: Permit, exit: Exit.Exit<A, E>): Effect.Effect<Permit> => {
-      if (Exit.isSuccess(exit)) return step({ _tag: "Success", permit })
-      if (Cause.isInterruptedOnly(exit.cause)) return step({ _tag: "Cancel", permit })
-      const counts = Cause.failureOption(exit.cause).pipe(
-        (failure) => failure._tag === "None" || isFailure(failure.value)
+          return Effect.as(
+            Effect.zipRight(Metric.set(gauge, statusValue(change.to)), PubSub.publish(hub, change)),
+            permit
+          )
+        }
       )
+
+    const settle = <E>(permit: Permit, cause: Cause.Cause<E> | undefined): Effect.Effect<Permit> => {
+      if (cause === undefined) return step({ _tag: "Success", permit })
+      if (Cause.isInterruptedOnly(cause)) return step({ _tag: "Cancel", permit })
+      const failure = Cause.failureOption(cause)
+      const counts = failure._tag === "None" || isFailure(failure.value)
       return step({ _tag: counts ? "Failure" : "Success", permit })
     }
 
+    /**
+     * Closed is the hot path: acquiring there changes nothing and an interrupted normal call
+     * counts for nothing, so the call only needs its outcome recorded. Open and half-open
+     * hand out probe slots, which must be returned even on interruption.
+     */
     const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpen, R> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(acquire, (permit): Effect.Effect<A, E | CircuitOpen, R> =>
-          permit._tag === "Rejected"
-            ? Effect.fail(new CircuitOpen({ service, retryAfter: Duration.millis(permit.retryAfterMillis) }))
-            : Effect.onExit(restore(self), (exit) => settle(permit, exit)))
-      )
+      Effect.flatMap(Ref.get(ref), (state): Effect.Effect<A, E | CircuitOpen, R> =>
+        state._tag === "Closed"
+          ? Effect.matchCauseEffect(self, {
+            onSuccess: (value) => Effect.as(settle(normalPermit, undefined), value),
+            onFailure: (cause) => Effect.zipRight(settle(normalPermit, cause), Effect.failCause(cause))
+          })
+          : Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(step({ _tag: "Acquire" }), (permit): Effect.Effect<A, E | CircuitOpen, R> =>
+              permit._tag === "Rejected"
+                ? Effect.fail(new CircuitOpen({ service, retryAfter: Duration.millis(permit.retryAfterMillis) }))
+                : Effect.onExit(
+                  restore(self),
+                  (exit) => settle(permit, Exit.isSuccess(exit) ? undefined : exit.cause)
+                ))
+          ))
 
     const snapshot = Ref.get(ref)
     return {

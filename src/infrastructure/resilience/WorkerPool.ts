@@ -10,7 +10,7 @@
  * interrupts what is left; their callers fail with `Shutdown`.
  */
 import type { Scope } from "effect"
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Metric, Option, Queue } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Metric, Option, Queue, Schedule } from "effect"
 import type { Timeout } from "../../domain/Errors.js"
 import { QueueFull, Shutdown } from "../../domain/Errors.js"
 import { within } from "./Timeouts.js"
@@ -28,6 +28,8 @@ export interface Options {
   readonly jobTimeout?: Duration.DurationInput
   /** How long closing waits for queued and running jobs (default 30 s). */
   readonly drainTimeout?: Duration.DurationInput
+  /** How often the queue-depth and busy gauges are sampled (default 1 s); the hot path never touches them. */
+  readonly metricsInterval?: Duration.DurationInput
 }
 
 export interface Stats {
@@ -95,25 +97,26 @@ export const make = (options: Options): Effect.Effect<WorkerPool, never, Scope.S
         if (entry.state === CANCELLED) return Effect.void
         entry.state = RUNNING
         busy++
-        return Metric.set(busyGauge, busy).pipe(
-          Effect.zipRight(Effect.fork(entry.run)),
+        return Effect.fork(entry.run).pipe(
           Effect.flatMap((fiber) => {
             entry.fiber = fiber
             return entry.state === CANCELLED ? Fiber.interrupt(fiber) : Fiber.await(fiber)
           }),
           Effect.ensuring(Effect.suspend(() => {
             busy--
-            return Effect.zipRight(Metric.set(busyGauge, busy), signalIfIdle)
+            return signalIfIdle
           }))
         )
       })
 
-    const worker = Queue.take(queue).pipe(
-      Effect.tap(() => Metric.set(depthGauge, queued())),
-      Effect.flatMap(runEntry),
-      Effect.forever
-    )
+    const worker = Queue.take(queue).pipe(Effect.flatMap(runEntry), Effect.forever)
     yield* Effect.forkScoped(worker).pipe(Effect.replicateEffect(options.workers))
+
+    const sample = Effect.suspend(() => Effect.zipRight(Metric.set(depthGauge, queued()), Metric.set(busyGauge, busy)))
+    yield* sample.pipe(
+      Effect.repeat(Schedule.spaced(options.metricsInterval ?? Duration.seconds(1))),
+      Effect.forkScoped
+    )
 
     // Added after the workers, so it runs before they are interrupted.
     yield* Effect.addFinalizer(() =>
@@ -131,7 +134,7 @@ export const make = (options: Options): Effect.Effect<WorkerPool, never, Scope.S
 
     const offer = (entry: Entry): Effect.Effect<void, QueueFull> =>
       Effect.flatMap(Queue.offer(queue, entry), (accepted) => {
-        if (accepted) return Metric.set(depthGauge, queued())
+        if (accepted) return Effect.void
         rejected++
         return Effect.zipRight(Metric.increment(rejectedCounter), Effect.fail(new QueueFull({ capacity })))
       })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Ref, Scope, TestClock } from "effect"
+import { Context, Effect, Exit, Fiber, Metric, Ref, Scope, TestClock } from "effect"
 import * as fc from "fast-check"
 import * as WorkerPool from "../../../src/infrastructure/resilience/WorkerPool.js"
 
@@ -8,6 +8,7 @@ const options = (overrides: Partial<WorkerPool.Options> = {}): WorkerPool.Option
   workers: 2,
   capacity: 2,
   overflow: "reject",
+  metricsInterval: "1 minute",
   ...overrides
 })
 
@@ -180,4 +181,21 @@ describe("WorkerPool", () => {
       })),
     { fastCheck: { numRuns: 60 } }
   )
+})
+
+describe("WorkerPool metrics", () => {
+  it.scoped("samples queue depth and busy workers into gauges tagged with the pool", () =>
+    Effect.gen(function*() {
+      const pool = yield* WorkerPool.make(
+        options({ name: "metered", workers: 1, capacity: 3, metricsInterval: "1 second" })
+      )
+      const { job } = yield* tracked
+      yield* Effect.forEach(["a", "b", "c"], (id) => Effect.fork(pool.submit(job(id, 5000))))
+      yield* TestClock.adjust("1 second")
+      const depth = yield* Metric.value(Metric.tagged(WorkerPool.queueDepth, "pool", "metered"))
+      const busy = yield* Metric.value(Metric.tagged(WorkerPool.busyWorkers, "pool", "metered"))
+      assert.strictEqual(depth.value, 2)
+      assert.strictEqual(busy.value, 1)
+      yield* TestClock.adjust("20 seconds")
+    }))
 })

@@ -1,0 +1,56 @@
+/** Executor scenarios: fan-out overhead over real timers, and DAG scheduling on the critical path. */
+import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import { setTimeout as sleepMs } from "node:timers/promises"
+import { ToolExecutor } from "../src/application/ToolExecutor.js"
+import * as ToolGraph from "../src/application/ToolGraph.js"
+import * as Tool from "../src/domain/Tool.js"
+import { toolCall } from "../src/domain/ToolCall.js"
+import * as InMemoryToolRegistry from "../src/infrastructure/tools/InMemoryToolRegistry.js"
+import type { Scenario } from "./Scenario.js"
+import { wallMs } from "./Scenario.js"
+
+const sleep = Tool.make({
+  name: "sleep",
+  description: "waits on a real timer",
+  input: Schema.Struct({ ms: Schema.Number }),
+  output: Schema.Void,
+  handler: ({ ms }) => Effect.sleep(ms)
+})
+
+const runtime = ManagedRuntime.make(
+  ToolExecutor.layer({ concurrency: 100 }).pipe(Layer.provide(InMemoryToolRegistry.layer([sleep])))
+)
+
+const calls = Array.from({ length: 100 }, (_, i) => toolCall(`c${i}`, "sleep", { ms: 20 }))
+
+export const fanout: Scenario = {
+  id: "executor.fanout-100x20ms",
+  unit: "ms",
+  better: "lower",
+  runs: 15,
+  loom: () =>
+    wallMs(() => runtime.runPromise(Effect.flatMap(ToolExecutor, (executor) => executor.executeParallel(calls)))),
+  baseline: () => wallMs(() => Promise.all(calls.map(() => sleepMs(20))))
+}
+
+const diamond = ToolGraph.validate([
+  { id: "A", tool: "sleep", input: { ms: 50 } },
+  { id: "B", tool: "sleep", input: { ms: 50 }, dependsOn: ["A"] },
+  { id: "C", tool: "sleep", input: { ms: 50 }, dependsOn: ["A"] },
+  { id: "D", tool: "sleep", input: { ms: 50 }, dependsOn: ["B", "C"] }
+])
+
+export const dagDiamond: Scenario = {
+  id: "executor.dag-diamond",
+  unit: "ms",
+  better: "lower",
+  loom: () =>
+    wallMs(() =>
+      runtime.runPromise(
+        Effect.flatMap(ToolExecutor, (executor) => Effect.flatMap(diamond, (graph) => executor.executeGraph(graph)))
+      )
+    ),
+  // the critical path A -> B -> D: what a perfect scheduler would take
+  baseline: async () => 150,
+  teardown: () => runtime.dispose()
+}

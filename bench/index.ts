@@ -1,0 +1,14 @@
+/** `npm run bench`: every scenario, one JSON line each on stdout. */
+import * as breaker from "./breaker.js"
+import * as executor from "./executor.js"
+import * as pool from "./pool.js"
+import type { Scenario } from "./Scenario.js"
+import { run } from "./Scenario.js"
+
+const scenarios: ReadonlyArray<Scenario> = [executor.fanout, executor.dagDiamond, pool.noop, breaker.noopCall]
+
+const only = process.argv[2]
+for (const scenario of scenarios) {
+  if (only && !scenario.id.startsWith(only)) continue
+  console.log(JSON.stringify(await run(scenario)))
+}
