@@ -16,6 +16,15 @@ const neverRetried = new Set([
   "DependencyFailed"
 ])
 
+/** Two quick retries with jitter: what a transient LLM failure (connection reset, 5xx) usually needs. */
+export const defaultLlmPolicy = RetryPolicy.make({
+  maxRetries: 2,
+  initialDelay: Duration.millis(200),
+  multiplier: 2,
+  maxDelay: Duration.seconds(2),
+  jitter: true
+})
+
 /** The default retryable-error predicate. Interruption is never retried: it is not an error. */
 export const isRetryable = (error: unknown): boolean => {
   if (Predicate.isTagged(error, "ToolFailed") && Predicate.hasProperty(error, "retryable")) {
@@ -42,19 +51,19 @@ export const schedule = <E>(
  * A policy read from config under `prefix`, each variable named in full so errors name it (e.g. `LOOM_RETRY_MAX_RETRIES`,
  * `LOOM_RETRY_INITIAL_DELAY=100 millis`, `_MULTIPLIER`, `_MAX_DELAY`, `_JITTER`).
  */
-export const config = (prefix: string): Config.Config<RetryPolicy> =>
+export const config = (prefix: string, fallback: RetryPolicy = RetryPolicy.none): Config.Config<RetryPolicy> =>
   Config.all({
     maxRetries: Config.integer(`${prefix}_MAX_RETRIES`).pipe(
       Config.validate({ message: "must be 0 or more", validation: (n) => n >= 0 }),
-      Config.withDefault(RetryPolicy.none.maxRetries)
+      Config.withDefault(fallback.maxRetries)
     ),
-    initialDelay: Config.duration(`${prefix}_INITIAL_DELAY`).pipe(Config.withDefault(RetryPolicy.none.initialDelay)),
+    initialDelay: Config.duration(`${prefix}_INITIAL_DELAY`).pipe(Config.withDefault(fallback.initialDelay)),
     multiplier: Config.number(`${prefix}_MULTIPLIER`).pipe(
       Config.validate({ message: "must be 1 or more", validation: (n) => n >= 1 }),
-      Config.withDefault(RetryPolicy.none.multiplier)
+      Config.withDefault(fallback.multiplier)
     ),
-    maxDelay: Config.duration(`${prefix}_MAX_DELAY`).pipe(Config.withDefault(RetryPolicy.none.maxDelay)),
-    jitter: Config.boolean(`${prefix}_JITTER`).pipe(Config.withDefault(RetryPolicy.none.jitter))
+    maxDelay: Config.duration(`${prefix}_MAX_DELAY`).pipe(Config.withDefault(fallback.maxDelay)),
+    jitter: Config.boolean(`${prefix}_JITTER`).pipe(Config.withDefault(fallback.jitter))
   }).pipe(
     Config.map((fields) => RetryPolicy.make(fields)),
     Config.withDescription("retry policy")

@@ -1,0 +1,30 @@
+/** What can go wrong talking to a language model; each error says which host and why. */
+import { Schema } from "effect"
+
+/** The host could not be reached, dropped the connection, or answered 5xx. Worth retrying elsewhere. */
+export class LlmUnavailable extends Schema.TaggedError<LlmUnavailable>()("LlmUnavailable", {
+  host: Schema.String,
+  message: Schema.String,
+  status: Schema.optional(Schema.Int)
+}) {}
+
+/** The host did not answer within the deadline; the request was aborted. */
+export class LlmTimeout extends Schema.TaggedError<LlmTimeout>()("LlmTimeout", {
+  host: Schema.String,
+  operation: Schema.String,
+  after: Schema.DurationFromMillis
+}) {}
+
+/** The host answered something Loom cannot use: malformed JSON or NDJSON, a wrong shape, tool-call arguments that do not decode. */
+export class LlmBadResponse extends Schema.TaggedError<LlmBadResponse>()("LlmBadResponse", {
+  host: Schema.String,
+  message: Schema.String,
+  /** The offending text, as received. */
+  raw: Schema.String
+}) {}
+
+/** The host does not have the model. */
+export class ModelNotFound extends Schema.TaggedError<ModelNotFound>()("ModelNotFound", {
+  host: Schema.String,
+  model: Schema.String
+}) {}

@@ -1,0 +1,82 @@
+/**
+ * The `fetch` each ollama-js client is given: it goes through the host's shared undici
+ * Agent (keep-alive, bounded sockets), carries the call's own AbortSignal (ollama-js has
+ * no per-request signal), and checks the body on the way in, so malformed JSON or NDJSON
+ * fails the call with the raw text instead of being skipped by the client.
+ */
+import type { Agent } from "undici"
+import { fetch as undiciFetch } from "undici"
+
+/** A reply body that is not the JSON it claims to be. */
+export class MalformedBody extends Error {
+  constructor(readonly raw: string, readonly kind: "JSON" | "NDJSON") {
+    super(`malformed ${kind} from the server`)
+    this.name = "MalformedBody"
+  }
+}
+
+/** Passes NDJSON through line by line, failing the stream at the first line that does not parse. */
+const checkedNdjson = (body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> => {
+  const decoder = new TextDecoder()
+  let pending = ""
+  const check = (text: string, controller: TransformStreamDefaultController<Uint8Array>) => {
+    for (const line of text.split("\n")) {
+      if (line.trim().length === 0) continue
+      try {
+        JSON.parse(line)
+      } catch {
+        controller.error(new MalformedBody(line, "NDJSON"))
+        return false
+      }
+    }
+    return true
+  }
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        pending += decoder.decode(chunk, { stream: true })
+        const end = pending.lastIndexOf("\n")
+        if (end >= 0) {
+          const complete = pending.slice(0, end)
+          pending = pending.slice(end + 1)
+          if (!check(complete, controller)) return
+        }
+        controller.enqueue(chunk)
+      },
+      flush(controller) {
+        check(pending + decoder.decode(), controller)
+      }
+    })
+  )
+}
+
+/** A `fetch` over `agent`, aborted by `signal`, with bodies checked. */
+export const make = (agent: Agent, signal: AbortSignal): typeof globalThis.fetch => {
+  const bound = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const response = await undiciFetch(input as string, {
+      ...(init as Record<string, unknown>),
+      dispatcher: agent,
+      signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal
+    })
+    const type = response.headers.get("content-type") ?? ""
+    const headers = new Headers(response.headers as unknown as Headers)
+    if (type.includes("application/x-ndjson") && response.body) {
+      return new Response(checkedNdjson(response.body as unknown as ReadableStream<Uint8Array>), {
+        status: response.status,
+        statusText: response.statusText,
+        headers
+      })
+    }
+    if (type.includes("application/json") && response.ok) {
+      const text = await response.text()
+      try {
+        JSON.parse(text)
+      } catch {
+        throw new MalformedBody(text.slice(0, 4096), "JSON")
+      }
+      return new Response(text, { status: response.status, statusText: response.statusText, headers })
+    }
+    return response as unknown as Response
+  }
+  return bound as typeof globalThis.fetch
+}

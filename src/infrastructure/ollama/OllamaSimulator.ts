@@ -1,0 +1,306 @@
+/**
+ * An HTTP server on 127.0.0.1 that speaks the part of the Ollama API Loom uses
+ * (POST /api/chat with NDJSON streaming and tool calls, POST /api/embed, GET /api/tags,
+ * GET /api/version), with scripted replies and fault injection per route. Tests and
+ * the offline demo run Loom against it over real sockets; a real Ollama is a drop-in
+ * replacement. It counts requests and connections so tests can assert on them.
+ */
+import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
+import { Duration, Effect, Random, Schema, Stream } from "effect"
+import * as Http from "node:http"
+
+export type Route = "chat" | "embed" | "tags" | "version"
+
+/** What to do wrong on a route. Everything is off by default. */
+export interface Faults {
+  /** Added before answering: a fixed delay, or uniformly random within [min, max]. */
+  readonly latency?: Duration.DurationInput | { readonly min: number; readonly max: number }
+  /** Fraction of requests (0..1) answered with `status` (default 500). */
+  readonly errorRate?: number
+  readonly status?: number
+  /** Never answer. */
+  readonly hang?: boolean
+  /** Answer `200` with a body that is not JSON (for streams: one broken NDJSON line). */
+  readonly malformed?: boolean
+  /** Streaming only: destroy the connection after the first chunk. */
+  readonly resetMidStream?: boolean
+  /** Streaming only: wait this long between chunks. */
+  readonly trickle?: Duration.DurationInput
+}
+
+/** A scripted answer: text, tool calls, or raw tool-call arguments (to test undecodable ones). */
+export interface SimReply {
+  readonly content: string
+  readonly toolCalls?: ReadonlyArray<{ readonly name: string; readonly arguments: unknown }>
+}
+
+export interface Options {
+  readonly models?: ReadonlyArray<string>
+  /** Dimension of the deterministic embedding vectors (default 8). */
+  readonly dimensions?: number
+  readonly script?: (request: SimChatRequest) => SimReply
+  readonly port?: number
+}
+
+export interface OllamaSimulator {
+  readonly url: string
+  readonly setFaults: (route: Route, faults: Faults) => void
+  readonly clearFaults: () => void
+  readonly setScript: (script: (request: SimChatRequest) => SimReply) => void
+  /** Requests received per route since start (or the last reset). */
+  readonly requests: (route: Route) => number
+  /** The JSON body of the last request on `route`. */
+  readonly lastBody: (route: Route) => unknown
+  /** Connections accepted, and how many are open now. */
+  readonly connections: () => { readonly opened: number; readonly open: number }
+  readonly resetCounters: () => void
+}
+
+const ChatBody = Schema.Struct({
+  model: Schema.String,
+  messages: Schema.Array(Schema.Struct({
+    role: Schema.String,
+    content: Schema.optionalWith(Schema.String, { default: () => "" }),
+    tool_name: Schema.optional(Schema.String)
+  })),
+  tools: Schema.optionalWith(Schema.Array(Schema.Struct({ function: Schema.Struct({ name: Schema.String }) })), {
+    default: () => []
+  }),
+  stream: Schema.optionalWith(Schema.Boolean, { default: () => true })
+})
+
+/** The part of a chat request a script looks at. */
+export type SimChatRequest = typeof ChatBody.Type
+
+const EmbedBody = Schema.Struct({
+  model: Schema.String,
+  input: Schema.Union(Schema.String, Schema.Array(Schema.String))
+})
+
+/**
+ * The default behaviour: after a tool result, summarise it; when tools are offered and
+ * the last user message names one, call it (with the first `{...}` in the message as
+ * arguments); otherwise echo.
+ */
+export const defaultScript = (request: SimChatRequest): SimReply => {
+  const last = request.messages[request.messages.length - 1]
+  if (last?.role === "tool") {
+    const results = request.messages.filter((m) => m.role === "tool").map((m) => m.content)
+    return { content: `Based on the tool results: ${results.join("; ")}` }
+  }
+  const prompt = [...request.messages].reverse().find((m) => m.role === "user")?.content ?? ""
+  const named = request.tools.find((tool) => prompt.includes(tool.function.name))
+  if (named) {
+    const json = /\{[\s\S]*\}/.exec(prompt)?.[0]
+    let args: unknown = {}
+    try {
+      args = json ? JSON.parse(json) : {}
+    } catch {
+      args = {}
+    }
+    return { content: "", toolCalls: [{ name: named.function.name, arguments: args }] }
+  }
+  return { content: `echo: ${prompt}` }
+}
+
+/** A deterministic unit-ish vector for `text`: the same text always embeds the same. */
+export const embedding = (text: string, dimensions: number): ReadonlyArray<number> => {
+  let h = 2166136261
+  const out: Array<number> = []
+  for (let d = 0; d < dimensions; d++) {
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i) ^ d, 16777619)
+    out.push(((h >>> 0) % 2000) / 1000 - 1)
+  }
+  return out
+}
+
+const tokens = (text: string): number => text.split(/\s+/).filter((w) => w.length > 0).length
+
+const routeOf = (method: string, url: string): Route | undefined => {
+  const path = url.split("?")[0]
+  if (method === "POST" && path === "/api/chat") return "chat"
+  if (method === "POST" && path === "/api/embed") return "embed"
+  if (method === "GET" && path === "/api/tags") return "tags"
+  if (method === "GET" && path === "/api/version") return "version"
+  return undefined
+}
+
+const encoder = new TextEncoder()
+const line = (value: unknown): Uint8Array => encoder.encode(`${JSON.stringify(value)}\n`)
+
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const models = options.models ?? ["llama3.2", "qwen2.5-coder", "nomic-embed-text"]
+    const dimensions = options.dimensions ?? 8
+    let script = options.script ?? defaultScript
+    let faults: Partial<Record<Route, Faults>> = {}
+    let counts: Record<Route, number> = { chat: 0, embed: 0, tags: 0, version: 0 }
+    let opened = 0
+    let open = 0
+    const bodies: Partial<Record<Route, unknown>> = {}
+
+    const server = Http.createServer()
+    server.on("connection", (socket) => {
+      opened++
+      open++
+      socket.on("close", () => {
+        open--
+      })
+    })
+
+    const delay = (fault: Faults) =>
+      Effect.gen(function*() {
+        const latency = fault.latency
+        if (latency === undefined) return
+        if (typeof latency === "object" && "min" in latency) {
+          yield* Effect.sleep(Duration.millis(yield* Random.nextRange(latency.min, latency.max)))
+        } else {
+          yield* Effect.sleep(latency)
+        }
+      })
+
+    const notFound = (model: string) =>
+      HttpServerResponse.unsafeJson({ error: `model "${model}" not found, try pulling it first` }, { status: 404 })
+
+    const chat = (body: SimChatRequest, fault: Faults) => {
+      if (!models.includes(body.model)) return Effect.succeed(notFound(body.model))
+      const reply = script(body)
+      const promptTokens = body.messages.reduce((n, m) => n + tokens(m.content), 0)
+      const message = {
+        role: "assistant",
+        content: reply.content,
+        ...(reply.toolCalls && reply.toolCalls.length > 0
+          ? {
+            tool_calls: reply.toolCalls.map((call) => ({ function: { name: call.name, arguments: call.arguments } }))
+          }
+          : {})
+      }
+      const final = {
+        model: body.model,
+        created_at: new Date(0).toISOString(),
+        done: true,
+        done_reason: "stop",
+        total_duration: 1,
+        load_duration: 0,
+        prompt_eval_count: promptTokens,
+        prompt_eval_duration: 1,
+        eval_count: tokens(reply.content) + (reply.toolCalls?.length ?? 0),
+        eval_duration: 1
+      }
+      if (!body.stream) {
+        return Effect.succeed(
+          fault.malformed
+            ? HttpServerResponse.text("{\"model\": \"broken", { contentType: "application/json" })
+            : HttpServerResponse.unsafeJson({ ...final, message })
+        )
+      }
+      const pieces = reply.content.split(/(?<= )/).filter((p) => p.length > 0)
+      const deltas = pieces.map((piece) => ({
+        model: body.model,
+        created_at: new Date(0).toISOString(),
+        message: { role: "assistant", content: piece },
+        done: false
+      }))
+      const last = { ...final, message: { ...message, content: "" } }
+      let chunks = Stream.fromIterable([...deltas.map(line), line(last)])
+      if (fault.malformed) {
+        chunks = Stream.fromIterable([...deltas.slice(0, 1).map(line), encoder.encode("{\"done\": tru\n"), line(last)])
+      }
+      if (fault.trickle !== undefined) {
+        const gap = fault.trickle
+        chunks = Stream.tap(chunks, () => Effect.sleep(gap))
+      }
+      return Effect.succeed(chunks)
+    }
+
+    const app = Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const route = routeOf(request.method, request.url)
+      if (route === undefined) return HttpServerResponse.text("not found", { status: 404 })
+      counts[route]++
+      if (request.method === "POST") bodies[route] = yield* request.json
+      const fault = faults[route] ?? {}
+      yield* delay(fault)
+      if (fault.hang) return yield* Effect.never
+      if (fault.errorRate !== undefined && (yield* Random.next) < fault.errorRate) {
+        return HttpServerResponse.unsafeJson({ error: "simulated failure" }, { status: fault.status ?? 500 })
+      }
+      switch (route) {
+        case "version":
+          return HttpServerResponse.unsafeJson({ version: "0.0.0-loom-simulator" })
+        case "tags":
+          return fault.malformed
+            ? HttpServerResponse.text("<html>", { contentType: "application/json" })
+            : HttpServerResponse.unsafeJson({
+              models: models.map((name) => ({
+                name,
+                model: name,
+                modified_at: new Date(0).toISOString(),
+                size: 1_000_000,
+                digest: name,
+                details: {}
+              }))
+            })
+        case "embed": {
+          const body = yield* HttpServerRequest.schemaBodyJson(EmbedBody)
+          if (!models.includes(body.model)) return notFound(body.model)
+          if (fault.malformed) {
+            return HttpServerResponse.text("{\"embeddings\": [[", { contentType: "application/json" })
+          }
+          const inputs = typeof body.input === "string" ? [body.input] : body.input
+          return HttpServerResponse.unsafeJson({
+            model: body.model,
+            embeddings: inputs.map((text) => embedding(text, dimensions)),
+            total_duration: 1,
+            load_duration: 0,
+            prompt_eval_count: inputs.reduce((n, text) => n + tokens(text), 0)
+          })
+        }
+        case "chat": {
+          const body = yield* HttpServerRequest.schemaBodyJson(ChatBody)
+          const reply = yield* chat(body, fault)
+          if (HttpServerResponse.isServerResponse(reply)) return reply
+          const socket = NodeHttpServerRequest.toIncomingMessage(request).socket
+          const stream = fault.resetMidStream
+            ? reply.pipe(
+              Stream.take(1),
+              Stream.concat(Stream.fromEffect(Effect.sync(() => socket.destroy())).pipe(Stream.drain))
+            )
+            : reply
+          return HttpServerResponse.stream(stream, { contentType: "application/x-ndjson" })
+        }
+      }
+    }).pipe(
+      Effect.catchTag(
+        "RequestError",
+        "ParseError",
+        (error) => Effect.succeed(HttpServerResponse.unsafeJson({ error: String(error) }, { status: 400 }))
+      )
+    )
+
+    const httpServer = yield* NodeHttpServer.make(() => server, { port: options.port ?? 0, host: "127.0.0.1" })
+    yield* httpServer.serve(app)
+    const address = httpServer.address
+    const url = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : "http://127.0.0.1"
+
+    return {
+      url,
+      setFaults: (route, next) => {
+        faults = { ...faults, [route]: next }
+      },
+      clearFaults: () => {
+        faults = {}
+      },
+      setScript: (next) => {
+        script = next
+      },
+      requests: (route) => counts[route],
+      lastBody: (route) => bodies[route],
+      connections: () => ({ opened, open }),
+      resetCounters: () => {
+        counts = { chat: 0, embed: 0, tags: 0, version: 0 }
+        opened = 0
+      }
+    } satisfies OllamaSimulator
+  })
