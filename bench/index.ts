@@ -1,11 +1,20 @@
 /** `npm run bench`: every scenario, one JSON line each on stdout. */
 import * as breaker from "./breaker.js"
 import * as executor from "./executor.js"
+import * as llm from "./llm.js"
 import * as pool from "./pool.js"
 import type { Scenario } from "./Scenario.js"
 import { run } from "./Scenario.js"
 
-const scenarios: ReadonlyArray<Scenario> = [executor.fanout, executor.dagDiamond, pool.noop, breaker.noopCall]
+const scenarios: ReadonlyArray<Scenario> = [
+  executor.fanout,
+  executor.dagDiamond,
+  pool.noop,
+  breaker.noopCall,
+  llm.embedBatched,
+  llm.chatKeepAlive,
+  llm.chatOverhead
+]
 
 const only = process.argv[2]
 for (const scenario of scenarios) {

@@ -16,7 +16,6 @@ import {
   Layer,
   Metric,
   MetricBoundaries,
-  type MetricKeyType,
   Option,
   ParseResult,
   Schema,
@@ -32,6 +31,7 @@ import { ToolRegistry } from "../domain/ToolRegistry.js"
 import type { ToolStatus } from "../domain/ToolResult.js"
 import { ToolResult } from "../domain/ToolResult.js"
 import * as CircuitBreaker from "../infrastructure/resilience/CircuitBreaker.js"
+import * as MetricTags from "../infrastructure/resilience/MetricTags.js"
 import * as Retry from "../infrastructure/resilience/Retry.js"
 import * as Timeouts from "../infrastructure/resilience/Timeouts.js"
 import type * as ToolGraph from "./ToolGraph.js"
@@ -146,24 +146,11 @@ export const make = (options: Options = {}) =>
         }).pipe(Scope.extend(scope))
     })
 
-    // Tagged metrics are built once per tool and status, not on every call.
-    const counters = new Map<string, Metric.Metric.Counter<number>>()
-    const histograms = new Map<string, Metric.Metric<MetricKeyType.MetricKeyType.Histogram, number, unknown>>()
     const recordMetrics = (result: ToolResult) =>
-      Effect.suspend(() => {
-        const key = `${result.tool}\u0000${result.status}`
-        let counter = counters.get(key)
-        if (!counter) {
-          counter = Metric.tagged(Metric.tagged(toolCalls, "tool", result.tool), "status", result.status)
-          counters.set(key, counter)
-        }
-        let histogram = histograms.get(result.tool)
-        if (!histogram) {
-          histogram = Metric.tagged(toolDuration, "tool", result.tool)
-          histograms.set(result.tool, histogram)
-        }
-        return Effect.zipRight(Metric.increment(counter), Metric.update(histogram, result.durationMs))
-      })
+      Effect.zipRight(
+        Metric.increment(MetricTags.tagged(toolCalls, { tool: result.tool, status: result.status })),
+        Metric.update(MetricTags.tagged(toolDuration, { tool: result.tool }), result.durationMs)
+      )
 
     const protect = (tool: string) => <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, E | CircuitOpen> =>
       breakerOptions === false ? self : Effect.flatMap(breakers.get(tool), (breaker) => breaker.protect(self))

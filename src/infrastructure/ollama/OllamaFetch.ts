@@ -69,12 +69,15 @@ export const make = (agent: Agent, signal: AbortSignal): typeof globalThis.fetch
     }
     if (type.includes("application/json") && response.ok) {
       const text = await response.text()
+      let parsed: unknown
       try {
-        JSON.parse(text)
+        parsed = JSON.parse(text)
       } catch {
         throw new MalformedBody(text.slice(0, 4096), "JSON")
       }
-      return new Response(text, { status: response.status, statusText: response.statusText, headers })
+      // Parsed once here; the client's own `json()` gets the value instead of parsing again.
+      const checked = new Response(text, { status: response.status, statusText: response.statusText, headers })
+      return Object.assign(checked, { json: () => Promise.resolve(parsed) })
     }
     return response as unknown as Response
   }

@@ -25,12 +25,13 @@ import {
 import { createHash } from "node:crypto"
 import type { Message as WireMessage, Ollama, Tool as WireTool } from "ollama"
 import type { ChatChunk, ChatRequest } from "../../domain/Chat.js"
-import { ChatMessage, ChatResponse, ModelInfo, TokenUsage } from "../../domain/Chat.js"
+import { ChatResponse, ModelInfo, TokenUsage } from "../../domain/Chat.js"
 import { CircuitOpen } from "../../domain/Errors.js"
 import type { LlmError } from "../../domain/LanguageModel.js"
 import { LanguageModel } from "../../domain/LanguageModel.js"
 import { LlmBadResponse, LlmTimeout, LlmUnavailable, ModelNotFound } from "../../domain/LlmErrors.js"
 import * as Batcher from "../resilience/Batcher.js"
+import * as MetricTags from "../resilience/MetricTags.js"
 import * as Retry from "../resilience/Retry.js"
 import type { OllamaOptions } from "./OllamaConfig.js"
 import * as OllamaConfig from "./OllamaConfig.js"
@@ -165,7 +166,7 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
         Effect.sync(() => {
           host.outstanding++
           return clock.unsafeCurrentTimeMillis()
-        }).pipe(Effect.tap(() => Metric.set(Metric.tagged(inFlight, "host", host.url), host.outstanding))),
+        }).pipe(Effect.tap(() => Metric.set(MetricTags.tagged(inFlight, { host: host.url }), host.outstanding))),
         () =>
           host.semaphore.withPermits(1)(
             host.breaker.protect(
@@ -184,21 +185,13 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
           const outcome = exit._tag === "Success"
             ? "success"
             : Option.match(Cause.failureOption(exit.cause), { onNone: () => "interrupted", onSome: (e) => e._tag })
-          const tags = (metric: Metric.Metric.Counter<number>) =>
-            metric.pipe(
-              Metric.tagged("model", model),
-              Metric.tagged("host", host.url),
-              Metric.tagged("operation", operation)
-            )
+          const tags = { model, host: host.url, operation }
           return Effect.zipRight(
             Effect.zipRight(
-              Metric.set(Metric.tagged(inFlight, "host", host.url), host.outstanding),
-              Metric.increment(Metric.tagged(tags(requests), "outcome", outcome))
+              Metric.set(MetricTags.tagged(inFlight, { host: host.url }), host.outstanding),
+              Metric.increment(MetricTags.tagged(requests, { ...tags, outcome }))
             ),
-            Metric.update(
-              Metric.tagged(Metric.tagged(duration, "host", host.url), "operation", operation),
-              clock.unsafeCurrentTimeMillis() - started
-            )
+            Metric.update(MetricTags.tagged(duration, tags), clock.unsafeCurrentTimeMillis() - started)
           )
         }
       )
@@ -212,24 +205,25 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
     ): Effect.Effect<A, LlmError> =>
       Effect.flatMap(pick, (host) => attemptOn(host, operation, model, timeout, send, decode)).pipe(
         Effect.retry(retry),
-        Effect.withSpan(`LanguageModel.${operation}`, { attributes: { "loom.model": model } })
+        Effect.withSpan(`LanguageModel.${operation}`, { attributes: { "loom.model": model }, captureStackTrace: false })
       )
 
     const recordTokens = (response: ChatResponse) =>
       Effect.zipRight(
-        Metric.incrementBy(Metric.tagged(promptTokens, "model", response.model), response.usage.prompt),
-        Metric.incrementBy(Metric.tagged(completionTokens, "model", response.model), response.usage.completion)
+        Metric.incrementBy(MetricTags.tagged(promptTokens, { model: response.model }), response.usage.prompt),
+        Metric.incrementBy(MetricTags.tagged(completionTokens, { model: response.model }), response.usage.completion)
       )
 
     const toResponse = (host: string, reply: OllamaWire.ChatReply, content: string) =>
       Effect.map(OllamaWire.message(host, reply.message, content), (message) =>
+        // decoded already: skip re-validating on construction
         new ChatResponse({
           model: reply.model,
           message,
-          usage: new TokenUsage({ prompt: reply.prompt_eval_count, completion: reply.eval_count }),
+          usage: new TokenUsage({ prompt: reply.prompt_eval_count, completion: reply.eval_count }, true),
           ...(reply.done_reason === undefined ? {} : { doneReason: reply.done_reason }),
           host
-        }))
+        }, true))
 
     const chatOptions = (request: ChatRequest) => ({
       ...device,
@@ -381,14 +375,21 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
     })
 
     const embed = (model: string, texts: ReadonlyArray<string>) =>
-      Effect.forEach(texts, (text) =>
-        Effect.flatMap(cache.getEither(embedKey(model, text)), (result) =>
-          Effect.as(
-            Metric.increment(Metric.tagged(embedCache, "result", Either.isLeft(result) ? "hit" : "miss")),
-            Either.merge(result)
-          )), { concurrency: "unbounded" }).pipe(
-          Effect.withSpan("LanguageModel.embed", { attributes: { "loom.model": model, "loom.texts": texts.length } })
-        )
+      Effect.forEach(
+        texts,
+        (text) =>
+          Effect.flatMap(cache.getEither(embedKey(model, text)), (result) =>
+            Effect.as(
+              Metric.increment(MetricTags.tagged(embedCache, { result: Either.isLeft(result) ? "hit" : "miss" })),
+              Either.merge(result)
+            )), // one text needs no fiber of its own
+        { concurrency: texts.length > 1 ? "unbounded" : 1 }
+      ).pipe(
+        Effect.withSpan("LanguageModel.embed", {
+          attributes: { "loom.model": model, "loom.texts": texts.length },
+          captureStackTrace: false
+        })
+      )
 
     /** Every reachable host's models; fails only when no host answers. */
     const models = Effect.forEach(
@@ -426,6 +427,3 @@ export const layer = (options: Partial<OllamaOptions> = {}) =>
   Layer.scoped(LanguageModel, make({ ...OllamaConfig.defaults, ...options }))
 
 export const layerConfig = Layer.scoped(LanguageModel, Effect.flatMap(OllamaConfig.config, make))
-
-/** For tests: a chat message that asks nothing of tools. */
-export const userMessage = (content: string) => new ChatMessage({ role: "user", content })

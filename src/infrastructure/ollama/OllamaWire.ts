@@ -71,7 +71,7 @@ export const toolCall = (host: string, call: typeof WireToolCall.Type): Effect.E
     }
   }
   return typeof args === "object" && args !== null && !Array.isArray(args)
-    ? Effect.succeed(new LlmToolCall({ name: call.function.name, arguments: args as Record<string, unknown> }))
+    ? Effect.succeed(new LlmToolCall({ name: call.function.name, arguments: args as Record<string, unknown> }, true))
     : Effect.fail(bad(raw(call.function.arguments)))
 }
 
@@ -79,5 +79,5 @@ export const toolCall = (host: string, call: typeof WireToolCall.Type): Effect.E
 export const message = (host: string, wire: typeof WireMessage.Type, content: string) =>
   Effect.map(
     Effect.forEach(wire.tool_calls, (call) => toolCall(host, call)),
-    (toolCalls) => new ChatMessage({ role: "assistant", content, toolCalls })
+    (toolCalls) => new ChatMessage({ role: "assistant", content, toolCalls }, true)
   )

@@ -9,7 +9,7 @@
  * batches across callers in time, on a Queue and a Deferred per caller.
  */
 import type { Scope } from "effect"
-import { Clock, Deferred, Duration, Effect, Exit, Metric, MetricBoundaries, Option, Queue } from "effect"
+import { Deferred, Duration, Effect, Exit, Metric, MetricBoundaries, Option, Queue } from "effect"
 
 export interface Options<A, B, E> {
   /** Names the batcher in metrics. */
@@ -62,28 +62,27 @@ export const make = <A, B, E>(options: Options<A, B, E>): Effect.Effect<Batcher<
       )
     }
 
-    /** Adds items to `batch` until it is full or the window that opened at `deadline - maxWait` closes. */
-    const fill = (batch: Array<Entry<A, B, E>>, deadline: number): Effect.Effect<ReadonlyArray<Entry<A, B, E>>> =>
-      Effect.gen(function*() {
-        while (batch.length < options.maxSize) {
-          const ready = yield* Queue.takeUpTo(queue, options.maxSize - batch.length)
-          for (const entry of ready) batch.push(entry)
-          if (batch.length >= options.maxSize) break
-          const left = deadline - (yield* Clock.currentTimeMillis)
-          if (left <= 0) break
-          const next = yield* Queue.take(queue).pipe(Effect.timeout(left), Effect.option)
-          if (Option.isNone(next)) break
-          batch.push(next.value)
-        }
-        return batch
-      })
+    // Set while a window is open; a submitter that fills the batch wakes the collector early.
+    let wake: Deferred.Deferred<void> | undefined
+    const queued = () => Math.max(0, Option.getOrElse(queue.unsafeSize(), () => 0))
 
+    /**
+     * One window: wait for a first item, then until the batch could be full or `maxWait` has
+     * passed since that item (one timer per batch, not per item), then take what is there.
+     */
     const collect = Effect.gen(function*() {
       const first = yield* Queue.take(queue)
-      const opened = yield* Clock.currentTimeMillis
-      const batch = yield* fill([first], opened + maxWait)
+      if (options.maxSize > 1) {
+        if (queued() < options.maxSize - 1) {
+          const signal = yield* Deferred.make<void>()
+          wake = signal
+          yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(maxWait))
+          wake = undefined
+        }
+      }
+      const rest = options.maxSize > 1 ? yield* Queue.takeUpTo(queue, options.maxSize - 1) : []
       // The batch runs on its own fiber, so the next window opens while it is in flight.
-      yield* Effect.forkIn(runBatch(batch), scope)
+      yield* Effect.forkIn(runBatch([first, ...rest]), scope)
     })
     yield* Effect.forkScoped(Effect.forever(collect))
 
@@ -91,6 +90,9 @@ export const make = <A, B, E>(options: Options<A, B, E>): Effect.Effect<Batcher<
       Effect.flatMap(Deferred.make<B, E>(), (deferred) => {
         const entry: Entry<A, B, E> = { item, deferred, cancelled: false }
         return Queue.offer(queue, entry).pipe(
+          Effect.zipRight(Effect.suspend(() =>
+            wake !== undefined && queued() >= options.maxSize - 1 ? Deferred.succeed(wake, undefined) : Effect.void
+          )),
           Effect.zipRight(Deferred.await(deferred)),
           Effect.onInterrupt(() =>
             Effect.sync(() => {
