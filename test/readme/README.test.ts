@@ -1,16 +1,26 @@
 import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
 import { readFileSync } from "node:fs"
+import { answer } from "./llm-example.js"
+
+const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8")
+const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1])
+/** A checked copy of a README block: the same text below its one-line header. */
+const copy = (file: string) => readFileSync(new URL(file, import.meta.url), "utf8").split("\n").slice(1).join("\n")
 
 describe("README", () => {
-  it("shows the library example that tsc checks in test/readme/example.ts", () => {
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8")
-    const block = /```ts\n([\s\S]*?)```/.exec(readme)?.[1]
-    const example = readFileSync(new URL("./example.ts", import.meta.url), "utf8").split("\n").slice(1).join("\n")
-    assert.strictEqual(block, example)
+  it("shows the library examples that tsc checks", () => {
+    assert.strictEqual(blocks[0], copy("./example.ts"))
+    assert.strictEqual(blocks[1], copy("./llm-example.ts"))
   })
+
   it("shows the two quick-start commands", () => {
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8")
     assert.include(readme, "npm install && npm start")
     assert.include(readme, "npm install && npm test")
   })
+
+  it.live("the LLM example runs against the simulator", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual(yield* answer, { answer: "echo: hi", dimensions: 8 })
+    }))
 })

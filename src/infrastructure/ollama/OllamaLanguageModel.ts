@@ -35,6 +35,8 @@ import * as MetricTags from "../resilience/MetricTags.js"
 import * as Retry from "../resilience/Retry.js"
 import type { OllamaOptions } from "./OllamaConfig.js"
 import * as OllamaConfig from "./OllamaConfig.js"
+
+export { defaults } from "./OllamaConfig.js"
 import { MalformedBody } from "./OllamaFetch.js"
 import * as OllamaHost from "./OllamaHost.js"
 import * as OllamaWire from "./OllamaWire.js"
