@@ -92,6 +92,15 @@ const countsAgainstHost = (error: unknown): boolean => {
   return tag === "LlmUnavailable" || tag === "LlmTimeout" || tag === "LlmBadResponse"
 }
 
+/** One request to a host: what to send with a client, how long to wait, how to read the reply. */
+interface Call<A> {
+  readonly operation: "chat" | "embed" | "tags"
+  readonly model: string
+  readonly timeout: Duration.Duration
+  readonly send: (client: Ollama) => Promise<unknown>
+  readonly decode: (host: string, reply: unknown) => Effect.Effect<A, LlmError>
+}
+
 const wireMessages = (request: ChatRequest): Array<WireMessage> =>
   request.messages.map((m) => ({
     role: m.role,
@@ -158,11 +167,7 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
     /** One attempt on one host: slot, breaker, deadline, abortable request, decoded reply. */
     const attemptOn = <A>(
       host: OllamaHost.OllamaHost,
-      operation: "chat" | "embed" | "tags",
-      model: string,
-      timeout: Duration.Duration,
-      send: (client: Ollama) => Promise<unknown>,
-      decode: (host: string, reply: unknown) => Effect.Effect<A, LlmError>
+      { decode, model, operation, send, timeout }: Call<A>
     ): Effect.Effect<A, LlmError> =>
       Effect.acquireUseRelease(
         Effect.sync(() => {
@@ -198,16 +203,14 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
         }
       )
 
-    const call = <A>(
-      operation: "chat" | "embed" | "tags",
-      model: string,
-      timeout: Duration.Duration,
-      send: (client: Ollama) => Promise<unknown>,
-      decode: (host: string, reply: unknown) => Effect.Effect<A, LlmError>
-    ): Effect.Effect<A, LlmError> =>
-      Effect.flatMap(pick, (host) => attemptOn(host, operation, model, timeout, send, decode)).pipe(
+    /** A call on the best host, retried (on a fresh pick) for transient errors. */
+    const call = <A>(request: Call<A>): Effect.Effect<A, LlmError> =>
+      Effect.flatMap(pick, (host) => attemptOn(host, request)).pipe(
         Effect.retry(retry),
-        Effect.withSpan(`LanguageModel.${operation}`, { attributes: { "loom.model": model }, captureStackTrace: false })
+        Effect.withSpan(`LanguageModel.${request.operation}`, {
+          attributes: { "loom.model": request.model },
+          captureStackTrace: false
+        })
       )
 
     const recordTokens = (response: ChatResponse) =>
@@ -238,11 +241,11 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
     })
 
     const chat = (request: ChatRequest) =>
-      call(
-        "chat",
-        request.model,
-        options.chatTimeout,
-        (client) =>
+      call({
+        operation: "chat",
+        model: request.model,
+        timeout: options.chatTimeout,
+        send: (client) =>
           client.chat({
             model: request.model,
             messages: wireMessages(request),
@@ -250,12 +253,12 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
             options: chatOptions(request),
             stream: false
           }),
-        (host, reply) =>
+        decode: (host, reply) =>
           Effect.flatMap(
             OllamaWire.decode(OllamaWire.ChatReply, host, "chat reply")(reply),
             (decoded) => toResponse(host, decoded, decoded.message.content)
           )
-      ).pipe(Effect.tap(recordTokens))
+      }).pipe(Effect.tap(recordTokens))
 
     /**
      * A streamed chat holds its host slot and its request for as long as it is read; closing
@@ -327,12 +330,12 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
       })).pipe(Stream.withSpan("LanguageModel.chatStream", { attributes: { "loom.model": request.model } }))
 
     const embedBatch = (model: string, texts: ReadonlyArray<string>) =>
-      call(
-        "embed",
+      call({
+        operation: "embed",
         model,
-        options.embedTimeout,
-        (client) => client.embed({ model, input: [...texts], options: device }),
-        (host, reply) =>
+        timeout: options.embedTimeout,
+        send: (client) => client.embed({ model, input: [...texts], options: device }),
+        decode: (host, reply) =>
           Effect.flatMap(OllamaWire.decode(OllamaWire.EmbedReply, host, "embed reply")(reply), (decoded) =>
             decoded.embeddings.length === texts.length
               ? Effect.succeed(decoded.embeddings)
@@ -343,7 +346,7 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
                   raw: ""
                 })
               ))
-      )
+      })
 
     /** One batch may mix models: one request per model, results put back in item order. */
     const batcher = yield* Batcher.make({
@@ -397,13 +400,12 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
     const models = Effect.forEach(
       hosts,
       (host) =>
-        attemptOn(
-          host,
-          "tags",
-          "*",
-          options.embedTimeout,
-          (client) => client.list(),
-          (url, reply) =>
+        attemptOn(host, {
+          operation: "tags",
+          model: "*",
+          timeout: options.embedTimeout,
+          send: (client) => client.list(),
+          decode: (url, reply) =>
             Effect.map(
               OllamaWire.decode(OllamaWire.TagsReply, url, "model list")(reply),
               (decoded) =>
@@ -411,7 +413,7 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
                   new ModelInfo({ name: m.name, host: url, ...(m.size === undefined ? {} : { sizeBytes: m.size }) })
                 )
             )
-        ).pipe(Effect.either),
+        }).pipe(Effect.either),
       { concurrency: "unbounded" }
     ).pipe(
       Effect.flatMap((answers) => {
