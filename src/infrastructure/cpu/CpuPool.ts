@@ -1,0 +1,183 @@
+/**
+ * A pool of worker threads for CPU-bound tasks. Queueing, overflow policy, per-task
+ * deadline, draining shutdown and metrics come from `WorkerPool` (one pool worker per
+ * thread); each running task holds one thread. Tasks and results cross the thread
+ * boundary Schema-encoded (@effect/platform Worker).
+ *
+ * A CPU task is synchronous inside its thread and cannot stop cooperatively, so a
+ * task whose caller is interrupted, or that crashes its thread, costs that thread: it is
+ * terminated and a fresh one takes its place. Other tasks never notice.
+ */
+import { Worker } from "@effect/platform"
+import { NodeWorker } from "@effect/platform-node"
+import type { WorkerError } from "@effect/platform/WorkerError"
+import type { ParseResult } from "effect"
+import { Cause, Duration, Effect, Exit, Metric, Queue, Schema, Scope } from "effect"
+import type * as WorkerThreads from "node:worker_threads"
+import type { QueueFull, Shutdown, Timeout } from "../../domain/Errors.js"
+import * as WorkerPool from "../resilience/WorkerPool.js"
+
+/** The thread running a task died or could not start. */
+export class CpuWorkerCrashed extends Schema.TaggedError<CpuWorkerCrashed>()("CpuWorkerCrashed", {
+  pool: Schema.String,
+  message: Schema.String
+}) {}
+
+/** A task or its result did not survive encoding across the thread boundary. */
+export class CpuProtocolError extends Schema.TaggedError<CpuProtocolError>()("CpuProtocolError", {
+  pool: Schema.String,
+  message: Schema.String
+}) {}
+
+export type PoolError = CpuWorkerCrashed | CpuProtocolError | QueueFull | Shutdown | Timeout
+
+export interface Options {
+  readonly name: string
+  /** Threads (default: the machine's cores). */
+  readonly size: number
+  /** Tasks that may wait for a thread. */
+  readonly capacity: number
+  readonly overflow: WorkerPool.Overflow
+  /** Starts one worker thread on the entry that answers the pool's tasks. */
+  readonly spawn: () => WorkerThreads.Worker
+  /** A thread that is not ready within this fails loudly instead of being retried forever (default 30 s). */
+  readonly startTimeout?: Duration.DurationInput
+  readonly taskTimeout?: Duration.DurationInput
+  readonly drainTimeout?: Duration.DurationInput
+}
+
+export interface CpuPool<I extends Schema.TaggedRequest.All> {
+  readonly run: <Req extends I>(
+    task: Req
+  ) => Effect.Effect<Schema.WithResult.Success<Req>, Schema.WithResult.Failure<Req> | PoolError>
+  readonly stats: Effect.Effect<WorkerPool.Stats & { readonly restarts: number }>
+}
+
+export const restarts = Metric.counter("loom_cpu_worker_restarts", {
+  description: "Worker threads replaced after a crash or an interrupted task",
+  incremental: true
+})
+
+interface Slot<I extends Schema.TaggedRequest.All> {
+  readonly worker: Worker.SerializedWorker<I>
+  readonly thread: WorkerThreads.Worker
+  readonly scope: Scope.CloseableScope
+}
+
+export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
+  Effect.gen(function*() {
+    const pool = yield* WorkerPool.make({
+      name: options.name,
+      workers: options.size,
+      capacity: options.capacity,
+      overflow: options.overflow,
+      ...(options.taskTimeout === undefined ? {} : { jobTimeout: options.taskTimeout }),
+      ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout })
+    })
+    const idle = yield* Queue.unbounded<Slot<I>>()
+    const outer = yield* Effect.scope
+    const crashed = (error: WorkerError | Cause.TimeoutException) =>
+      new CpuWorkerCrashed({
+        pool: options.name,
+        message: error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message
+      })
+    let replaced = 0
+
+    const spawnSlot: Effect.Effect<Slot<I>, CpuWorkerCrashed> = Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      let thread: WorkerThreads.Worker | undefined
+      const worker = yield* Worker.makeSerialized<I>({} as Worker.SerializedWorker.Options<I>).pipe(
+        Effect.provide(NodeWorker.layer(() => {
+          thread = options.spawn()
+          return thread
+        })),
+        Scope.extend(scope),
+        Effect.timeout(options.startTimeout ?? Duration.seconds(30)),
+        Effect.mapError(crashed),
+        Effect.tapError(() => Scope.close(scope, Exit.void))
+      )
+      if (thread === undefined) return yield* new CpuWorkerCrashed({ pool: options.name, message: "no thread spawned" })
+      return { worker, thread, scope }
+    })
+
+    /** Terminates the thread outright (a busy thread ignores polite requests), then its scope. */
+    const retire = (slot: Slot<I>) =>
+      Effect.promise(() => slot.thread.terminate()).pipe(Effect.zipRight(Scope.close(slot.scope, Exit.void)))
+
+    /** Replaces a spent thread in the background, so an interrupted caller returns at once. */
+    const replace = (slot: Slot<I>) =>
+      Effect.gen(function*() {
+        replaced++
+        yield* Metric.increment(Metric.tagged(restarts, "pool", options.name))
+        yield* Effect.forkIn(
+          retire(slot).pipe(
+            Effect.zipRight(spawnSlot.pipe(Effect.retry({ times: 3 }), Effect.orDie)),
+            Effect.flatMap((fresh) => Queue.offer(idle, fresh))
+          ),
+          outer
+        )
+      })
+
+    const slots = yield* Effect.forEach(Array.from({ length: options.size }), () => spawnSlot, {
+      concurrency: "unbounded"
+    }).pipe(Effect.orDie)
+    yield* Queue.offerAll(idle, slots)
+    // Closing: after the pool has drained, every thread still held is terminated.
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(Queue.takeAll(idle), (left) => Effect.forEach(left, retire, { discard: true }))
+    )
+
+    /**
+     * @effect/platform decodes every failure, a dead thread's WorkerError included, with
+     * the task's failure schema; a failure that does not decode is therefore either a
+     * thread that died (the WorkerError is what did not decode) or a broken reply.
+     */
+    const classify = <E>(
+      error: E | WorkerError | ParseResult.ParseError
+    ): E | CpuWorkerCrashed | CpuProtocolError => {
+      const cause = isTagged(error, "ParseError") ? (error as ParseResult.ParseError).issue.actual : error
+      if (isWorkerError(cause)) {
+        return cause.reason === "encode" || cause.reason === "decode"
+          ? new CpuProtocolError({ pool: options.name, message: cause.message })
+          : crashed(cause)
+      }
+      return isTagged(error, "ParseError")
+        ? new CpuProtocolError({ pool: options.name, message: (error as ParseResult.ParseError).message })
+        : error as E
+    }
+
+    const onThread = <Req extends I>(task: Req) =>
+      Effect.acquireUseRelease(
+        Queue.take(idle),
+        (slot) =>
+          (slot.worker.executeEffect(task) as unknown as Effect.Effect<
+            Schema.WithResult.Success<Req>,
+            Schema.WithResult.Failure<Req> | WorkerError | ParseResult.ParseError
+          >).pipe(Effect.mapError(classify)),
+        (slot, exit) => {
+          // A thread survives a result, the task's own failure or a broken reply; not an
+          // interruption (the task may still be running) or its own death.
+          const healthy = Exit.isSuccess(exit) ||
+            (!Cause.isInterrupted(exit.cause) &&
+              Cause.failureOption(exit.cause).pipe((failure) =>
+                failure._tag === "Some" && !isTagged(failure.value, "CpuWorkerCrashed")
+              ))
+          return healthy ? Queue.offer(idle, slot) : replace(slot)
+        }
+      )
+
+    const run = <Req extends I>(task: Req) =>
+      pool.submit(onThread(task)).pipe(
+        Effect.withSpan("CpuPool.run", { attributes: { "loom.task": task._tag }, captureStackTrace: false })
+      ) as Effect.Effect<Schema.WithResult.Success<Req>, Schema.WithResult.Failure<Req> | PoolError>
+
+    return {
+      run,
+      stats: Effect.map(pool.stats, (stats) => ({ ...stats, restarts: replaced }))
+    } satisfies CpuPool<I>
+  })
+
+const isTagged = (error: unknown, tag: string): boolean =>
+  typeof error === "object" && error !== null && "_tag" in error && error._tag === tag
+
+const isWorkerError = (error: unknown): error is WorkerError => isTagged(error, "WorkerError")
