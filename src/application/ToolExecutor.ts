@@ -2,8 +2,11 @@
  * Runs tool calls: in parallel under a concurrency bound, in sequence, as a
  * dependency graph, or as a batch of inputs for one tool. Every call goes
  * decode input -> retry (Schedule) -> circuit breaker (per tool) -> timeout (per
- * attempt) -> handler, and ends in a `ToolResult`: one call's failure never fails
- * or cancels another. Interrupting an execution interrupts every running call.
+ * attempt) -> the tool's work, and ends in a `ToolResult`: one call's failure never
+ * fails or cancels another. Interrupting an execution interrupts every running call.
+ *
+ * The work goes where the tool's declared kind says: `io` on a fiber, `cpu` to the
+ * `CpuRunner` (worker threads), `process` to the `ProcessRunner` (child processes).
  */
 import type { Duration } from "effect"
 import {
@@ -21,10 +24,14 @@ import {
   Schema,
   Scope
 } from "effect"
-import type { CircuitOpen, ToolError } from "../domain/Errors.js"
+import type { CpuPoolError } from "../domain/Cpu.js"
+import { CpuRunner } from "../domain/Cpu.js"
+import type { CircuitOpen, ToolError, ToolHandlerError } from "../domain/Errors.js"
 import { DependencyFailed, InvalidToolInput, ToolFailed } from "../domain/Errors.js"
+import type { ProcessFailed } from "../domain/Process.js"
+import { ProcessRunner } from "../domain/Process.js"
 import { RetryPolicy } from "../domain/RetryPolicy.js"
-import type { ToolDefinition } from "../domain/Tool.js"
+import type { CpuTool, ProcessTool, ToolDefinition } from "../domain/Tool.js"
 import { ToolName } from "../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../domain/ToolCall.js"
 import { ToolRegistry } from "../domain/ToolRegistry.js"
@@ -116,6 +123,34 @@ const unstarted = (node: ToolGraph.Node, error: DependencyFailed | InvalidToolIn
     durationMs: 0
   }, trusted)
 
+/** A cpu or process tool called where no runner was provided. */
+const unrouted = (tool: string, port: string) =>
+  new ToolFailed({ tool, message: `no ${port} is provided to run this tool`, retryable: false })
+
+/** What went wrong on the worker thread, as the tool's failure (queueing and deadlines pass through). */
+const cpuFailure =
+  (tool: string) => (error: CpuPoolError | { readonly _tag: "CpuTaskFailed"; readonly message: string }) => {
+    switch (error._tag) {
+      case "CpuTaskFailed":
+        return new ToolFailed({ tool, message: error.message, retryable: false })
+      case "CpuWorkerCrashed":
+        return new ToolFailed({ tool, message: `worker thread crashed: ${error.message}`, retryable: false })
+      case "CpuProtocolError":
+        return new ToolFailed({
+          tool,
+          message: `bad message across the thread boundary: ${error.message}`,
+          retryable: false
+        })
+      default:
+        return error
+    }
+  }
+
+const processFailure = (tool: string) => (error: ProcessFailed | ToolHandlerError): ToolHandlerError =>
+  error._tag === "ProcessFailed"
+    ? new ToolFailed({ tool, message: `could not start ${error.command}: ${error.message}`, retryable: false })
+    : error
+
 /** A defect in a handler becomes a non-retryable `ToolFailed`: the caller sees a result, not a crash. */
 const defectToFailure = (tool: string, cause: Cause.Cause<never>): ToolFailed =>
   new ToolFailed({ tool, message: `tool crashed: ${Cause.pretty(cause).split("\n")[0]}`, retryable: false })
@@ -123,6 +158,8 @@ const defectToFailure = (tool: string, cause: Cause.Cause<never>): ToolFailed =>
 export const make = (options: Options = {}) =>
   Effect.gen(function*() {
     const registry = yield* ToolRegistry
+    const cpu = yield* Effect.serviceOption(CpuRunner)
+    const processes = yield* Effect.serviceOption(ProcessRunner)
     const timeouts = Option.getOrElse(yield* Effect.serviceOption(Timeouts.Timeouts), () => Timeouts.defaults)
     const scope = yield* Effect.scope
     const defaultConcurrency = options.concurrency ?? 8
@@ -155,6 +192,35 @@ export const make = (options: Options = {}) =>
     const protect = (tool: string) => <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, E | CircuitOpen> =>
       breakerOptions === false ? self : Effect.flatMap(breakers.get(tool), (breaker) => breaker.protect(self))
 
+    const onThread = (tool: CpuTool<Schema.Schema.AnyNoContext, Schema.Schema.AnyNoContext>, input: unknown) =>
+      Option.match(cpu, {
+        onNone: () => Effect.fail(unrouted(tool.name, "CpuRunner")),
+        onSome: (runner) =>
+          Effect.suspend(() => runner.run(tool.task(input))).pipe(Effect.mapError(cpuFailure(tool.name)))
+      })
+
+    const inProcess = (tool: ProcessTool<Schema.Schema.AnyNoContext, Schema.Schema.AnyNoContext>, input: unknown) =>
+      Option.match(processes, {
+        onNone: () => Effect.fail(unrouted(tool.name, "ProcessRunner")),
+        onSome: (runner) =>
+          Effect.suspend(() => runner.run(tool.command(input))).pipe(
+            Effect.flatMap(tool.parse),
+            Effect.mapError(processFailure(tool.name))
+          )
+      })
+
+    /** The tool's own work, where its kind says it runs. */
+    const work = (tool: ToolDefinition, input: unknown): Effect.Effect<unknown, ToolHandlerError> => {
+      switch (tool.kind) {
+        case "io":
+          return tool.handler(input)
+        case "cpu":
+          return onThread(tool, input)
+        case "process":
+          return inProcess(tool, input)
+      }
+    }
+
     /** Runs one decoded call with timeout, breaker and retry; counts attempts. */
     const attempt = (
       tool: ToolDefinition,
@@ -164,7 +230,7 @@ export const make = (options: Options = {}) =>
     ): Effect.Effect<unknown, ToolError> => {
       const once = Effect.suspend(() => {
         attempts.count++
-        return tool.handler(input)
+        return work(tool, input)
       }).pipe(
         Effect.catchAllDefect((defect) => Effect.fail(defectToFailure(tool.name, Cause.die(defect)))),
         Timeouts.within(`tool:${tool.name}`, tool.timeout ?? timeout),

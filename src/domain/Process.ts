@@ -40,6 +40,8 @@ export class ProcessFailed extends Schema.TaggedError<ProcessFailed>()("ProcessF
 export interface Service {
   /** Runs `spec` to completion; on timeout or interruption the whole process group is killed. */
   readonly run: (spec: ProcessSpec) => Effect.Effect<ProcessResult, ProcessFailed | Timeout | QueueFull>
+  /** Child processes running now. */
+  readonly running: Effect.Effect<number>
 }
 
 export class ProcessRunner extends Context.Tag("loom/ProcessRunner")<ProcessRunner, Service>() {}

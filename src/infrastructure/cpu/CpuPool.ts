@@ -14,22 +14,10 @@ import type { WorkerError } from "@effect/platform/WorkerError"
 import type { ParseResult } from "effect"
 import { Cause, Duration, Effect, Exit, Metric, Queue, Schema, Scope } from "effect"
 import type * as WorkerThreads from "node:worker_threads"
-import type { QueueFull, Shutdown, Timeout } from "../../domain/Errors.js"
+import { CpuProtocolError, CpuWorkerCrashed } from "../../domain/Cpu.js"
+import type { CpuPoolError, CpuStats } from "../../domain/Cpu.js"
+import * as MetricTags from "../resilience/MetricTags.js"
 import * as WorkerPool from "../resilience/WorkerPool.js"
-
-/** The thread running a task died or could not start. */
-export class CpuWorkerCrashed extends Schema.TaggedError<CpuWorkerCrashed>()("CpuWorkerCrashed", {
-  pool: Schema.String,
-  message: Schema.String
-}) {}
-
-/** A task or its result did not survive encoding across the thread boundary. */
-export class CpuProtocolError extends Schema.TaggedError<CpuProtocolError>()("CpuProtocolError", {
-  pool: Schema.String,
-  message: Schema.String
-}) {}
-
-export type PoolError = CpuWorkerCrashed | CpuProtocolError | QueueFull | Shutdown | Timeout
 
 export interface Options {
   readonly name: string
@@ -49,9 +37,14 @@ export interface Options {
 export interface CpuPool<I extends Schema.TaggedRequest.All> {
   readonly run: <Req extends I>(
     task: Req
-  ) => Effect.Effect<Schema.WithResult.Success<Req>, Schema.WithResult.Failure<Req> | PoolError>
-  readonly stats: Effect.Effect<WorkerPool.Stats & { readonly restarts: number }>
+  ) => Effect.Effect<Schema.WithResult.Success<Req>, Schema.WithResult.Failure<Req> | CpuPoolError>
+  readonly stats: Effect.Effect<CpuStats>
 }
+
+export const tasks = Metric.counter("loom_cpu_tasks", {
+  description: "CPU tasks by pool, task and outcome",
+  incremental: true
+})
 
 export const restarts = Metric.counter("loom_cpu_worker_restarts", {
   description: "Worker threads replaced after a crash or an interrupted task",
@@ -168,8 +161,11 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
 
     const run = <Req extends I>(task: Req) =>
       pool.submit(onThread(task)).pipe(
+        Effect.onExit((exit) =>
+          Metric.increment(MetricTags.tagged(tasks, { pool: options.name, task: task._tag, outcome: outcomeOf(exit) }))
+        ),
         Effect.withSpan("CpuPool.run", { attributes: { "loom.task": task._tag }, captureStackTrace: false })
-      ) as Effect.Effect<Schema.WithResult.Success<Req>, Schema.WithResult.Failure<Req> | PoolError>
+      ) as Effect.Effect<Schema.WithResult.Success<Req>, Schema.WithResult.Failure<Req> | CpuPoolError>
 
     return {
       run,
@@ -181,3 +177,14 @@ const isTagged = (error: unknown, tag: string): boolean =>
   typeof error === "object" && error !== null && "_tag" in error && error._tag === tag
 
 const isWorkerError = (error: unknown): error is WorkerError => isTagged(error, "WorkerError")
+
+/** `succeeded`, `interrupted`, or the failure's tag (`CpuTaskFailed`, `CpuWorkerCrashed`, `QueueFull`, ...). */
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "succeeded"
+  if (Cause.isInterruptedOnly(exit.cause)) return "interrupted"
+  const failure = Cause.failureOption(exit.cause)
+  return failure._tag === "Some" && typeof failure.value === "object" && failure.value !== null &&
+      "_tag" in failure.value && typeof failure.value._tag === "string"
+    ? failure.value._tag
+    : "defect"
+}

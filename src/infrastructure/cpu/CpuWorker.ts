@@ -5,7 +5,7 @@
 import { WorkerRunner } from "@effect/platform"
 import { NodeRuntime, NodeWorkerRunner } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { ChunkText, CosineTopK, CpuTask, CpuTaskFailed, EstimateTokens } from "./CpuTasks.js"
+import { ChunkText, CosineTopK, CpuTask, CpuTaskFailed, EstimateTokens } from "../../domain/Cpu.js"
 import { cosineTopK } from "./kernels/CosineTopK.js"
 import { chunkText } from "./kernels/TextChunks.js"
 import { estimateTokens } from "./kernels/TokenEstimate.js"

@@ -119,7 +119,7 @@ export const make = (options: Options) =>
       )
     }
 
-    return ProcessRunner.of({ run })
+    return ProcessRunner.of({ run, running: Effect.sync(() => active) })
   })
 
 const NodeCommands = NodeCommandExecutor.layer.pipe(Layer.provide(NodeFileSystem.layer))

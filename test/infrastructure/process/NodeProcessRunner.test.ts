@@ -81,8 +81,11 @@ describe("NodeProcessRunner", () => {
       yield* eventually(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").includes(" "), "both to start")
       const pids = readFileSync(pidFile, "utf8").split(" ").map(Number)
       assert.isTrue(pids.every(isAlive))
+      const runner = yield* ProcessRunner
+      assert.strictEqual(yield* runner.running, 1)
       yield* Fiber.interrupt(fiber)
       yield* eventually(() => !pids.some(isAlive), "both to be killed")
+      assert.strictEqual(yield* runner.running, 0)
     }).pipe(Effect.provide(runner())))
 
   it.live("a command that cannot start is a ProcessFailed naming it", () =>

@@ -1,6 +1,6 @@
 /** Tasks that misbehave on purpose, to test the CPU pool against real threads. */
 import { Schema } from "effect"
-import { CpuTaskFailed } from "../../../src/infrastructure/cpu/CpuTasks.js"
+import { CpuTaskFailed } from "../../../src/domain/Cpu.js"
 
 /** Burns CPU for `ms` milliseconds, synchronously. */
 export class Spin extends Schema.TaggedRequest<Spin>()("Spin", {

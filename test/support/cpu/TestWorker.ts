@@ -3,7 +3,7 @@ import { WorkerRunner } from "@effect/platform"
 import { NodeRuntime, NodeWorkerRunner } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { threadId } from "node:worker_threads"
-import { CpuTaskFailed } from "../../../src/infrastructure/cpu/CpuTasks.js"
+import { CpuTaskFailed } from "../../../src/domain/Cpu.js"
 import { TestTask } from "./TestTasks.js"
 
 const spin = (ms: number) => {
