@@ -1,5 +1,6 @@
 /** `npm run bench`: every scenario, one JSON line each on stdout. */
 import * as breaker from "./breaker.js"
+import * as cpu from "./cpu.js"
 import * as executor from "./executor.js"
 import * as llm from "./llm.js"
 import * as pool from "./pool.js"
@@ -13,7 +14,9 @@ const scenarios: ReadonlyArray<Scenario> = [
   breaker.noopCall,
   llm.embedBatched,
   llm.chatKeepAlive,
-  llm.chatOverhead
+  llm.chatOverhead,
+  cpu.topkVsMain,
+  cpu.topkVsPiscina
 ]
 
 const only = process.argv[2]

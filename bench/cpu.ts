@@ -1,0 +1,125 @@
+/**
+ * CPU pool scenarios: 200 cosine top-k searches over 20,000 x 384 float32 vectors held
+ * in one SharedArrayBuffer (threads read it in place; no task copies a vector), on the
+ * CpuPool against the main thread and against piscina with the same thread count.
+ */
+import { Effect, Exit, Scope } from "effect"
+import * as os from "node:os"
+import { Worker } from "node:worker_threads"
+import { Piscina } from "piscina"
+import { CosineTopK } from "../src/domain/Cpu.js"
+import type { CpuTask } from "../src/domain/Cpu.js"
+import * as CpuPool from "../src/infrastructure/cpu/CpuPool.js"
+import { cosineTopK } from "../src/infrastructure/cpu/kernels/CosineTopK.js"
+import type { Scenario } from "./Scenario.js"
+import { wallMs } from "./Scenario.js"
+
+const rows = 20_000
+const dims = 384
+const searches = 200
+const k = 10
+const threads = os.availableParallelism()
+
+/** Deterministic pseudo-random numbers in [-1, 1). */
+const random = (seed: number) => () => {
+  seed = (seed * 1103515245 + 12345) % 2147483648
+  return (seed / 2147483648) * 2 - 1
+}
+
+const matrix = new SharedArrayBuffer(rows * dims * Float32Array.BYTES_PER_ELEMENT)
+{
+  const next = random(7)
+  const view = new Float32Array(matrix)
+  for (let i = 0; i < view.length; i++) view[i] = next()
+}
+const queries = Array.from({ length: searches }, (_, q) => {
+  const next = random(1000 + q)
+  return Array.from({ length: dims }, next)
+})
+
+interface Pools {
+  readonly scope: Scope.CloseableScope
+  readonly loom: CpuPool.CpuPool<CpuTask>
+  readonly piscina: Piscina
+}
+
+let pools: Pools | undefined
+const current = (): Pools => {
+  if (!pools) throw new Error("bench setup did not run")
+  return pools
+}
+
+const start = async () => {
+  if (pools) return
+  const scope = await Effect.runPromise(Scope.make())
+  const loom = await Effect.runPromise(
+    CpuPool.make<CpuTask>({
+      name: "bench",
+      size: threads,
+      capacity: searches,
+      overflow: "wait",
+      spawn: () => new Worker(new URL("../src/infrastructure/cpu/cpu-worker.mjs", import.meta.url))
+    }).pipe(Scope.extend(scope))
+  )
+  const piscina = new Piscina({
+    filename: new URL("./topk-worker.mjs", import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads
+  })
+  pools = { scope, loom, piscina }
+}
+
+const stop = async () => {
+  if (!pools) return
+  await pools.piscina.destroy()
+  await Effect.runPromise(Scope.close(pools.scope, Exit.void))
+  pools = undefined
+}
+
+const perSecond = (ms: number) => searches / (ms / 1000)
+
+const onLoom = async () =>
+  perSecond(
+    await wallMs(() =>
+      Effect.runPromise(
+        Effect.forEach(queries, (query) => current().loom.run(new CosineTopK({ matrix, rows, dims, query, k })), {
+          concurrency: "unbounded",
+          discard: true
+        })
+      )
+    )
+  )
+
+export const topkVsMain: Scenario = {
+  id: "cpu.topk-vs-main",
+  unit: "tasks/s",
+  better: "higher",
+  warmups: 1,
+  runs: 5,
+  setup: start,
+  loom: onLoom,
+  baseline: async () => {
+    const view = new Float32Array(matrix)
+    return perSecond(await wallMs(async () => {
+      for (const query of queries) cosineTopK(view, rows, dims, query, k)
+    }))
+  },
+  teardown: stop
+}
+
+export const topkVsPiscina: Scenario = {
+  id: "cpu.topk-vs-piscina",
+  unit: "tasks/s",
+  better: "higher",
+  warmups: 1,
+  runs: 5,
+  setup: start,
+  loom: onLoom,
+  baseline: async () =>
+    perSecond(
+      await wallMs(() =>
+        Promise.all(queries.map((query) => current().piscina.run({ matrix, rows, dims, query, k })))
+      )
+    ),
+  teardown: stop
+}
