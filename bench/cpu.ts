@@ -100,9 +100,11 @@ export const topkVsMain: Scenario = {
   loom: onLoom,
   baseline: async () => {
     const view = new Float32Array(matrix)
-    return perSecond(await wallMs(async () => {
-      for (const query of queries) cosineTopK(view, rows, dims, query, k)
-    }))
+    return perSecond(
+      await wallMs(async () => {
+        for (const query of queries) cosineTopK(view, rows, dims, query, k)
+      })
+    )
   },
   teardown: stop
 }
@@ -117,9 +119,7 @@ export const topkVsPiscina: Scenario = {
   loom: onLoom,
   baseline: async () =>
     perSecond(
-      await wallMs(() =>
-        Promise.all(queries.map((query) => current().piscina.run({ matrix, rows, dims, query, k })))
-      )
+      await wallMs(() => Promise.all(queries.map((query) => current().piscina.run({ matrix, rows, dims, query, k }))))
     ),
   teardown: stop
 }
