@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { readFileSync } from "node:fs"
+import { answer as cpuAnswer } from "./cpu-example.js"
 import { answer } from "./llm-example.js"
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8")
@@ -12,6 +13,7 @@ describe("README", () => {
   it("shows the library examples that tsc checks", () => {
     assert.strictEqual(blocks[0], copy("./example.ts"))
     assert.strictEqual(blocks[1], copy("./llm-example.ts"))
+    assert.strictEqual(blocks[2], copy("./cpu-example.ts"))
   })
 
   it("shows the two quick-start commands", () => {
@@ -23,4 +25,11 @@ describe("README", () => {
     Effect.gen(function*() {
       assert.deepStrictEqual(yield* answer, { answer: "echo: hi", dimensions: 8 })
     }))
+
+  it.live("the CPU and process example runs on real threads and a real child process", () =>
+    Effect.gen(function*() {
+      const { count, top } = yield* cpuAnswer
+      assert.deepStrictEqual((top as ReadonlyArray<{ index: number }>).map((match) => match.index), [0, 2])
+      assert.deepStrictEqual(count, { words: 3 })
+    }), 30_000)
 })
