@@ -1,0 +1,105 @@
+/**
+ * A LangGraph-style graph over a Schema-typed state. Nodes are Effects from the state
+ * to a partial update; edges are static (one node or several: a fan-out) or
+ * conditional (a function of the state). The nodes of one step run in parallel and
+ * their updates merge field by field: a field's reducer combines the current value with
+ * the update (`append` for lists), a field without one takes the update.
+ */
+import type { Effect } from "effect"
+import { Effect as E, Schema } from "effect"
+import { InvalidGraph } from "../domain/Errors.js"
+
+/** The pseudo-node that ends a run. */
+export const END = "__end__"
+
+/** Where a node leads: a node, several nodes (run together next step), or END. */
+export type Targets = string | ReadonlyArray<string>
+
+/** A node's failure: any tagged error with a message. */
+export interface NodeError {
+  readonly _tag: string
+  readonly message: string
+}
+
+export type Node<S> = (state: S) => Effect.Effect<Partial<S>, NodeError>
+
+export type Edge<S> = Targets | ((state: S) => Targets)
+
+export type Reducers<S> = { readonly [K in keyof S]?: (current: S[K], update: S[K]) => S[K] }
+
+export interface Graph<S, I = unknown> {
+  readonly name: string
+  readonly state: Schema.Schema<S, I>
+  /** Encodes and decodes node updates (every field optional). */
+  readonly update: Schema.Schema<Partial<S>, unknown>
+  readonly start: ReadonlyArray<string>
+  readonly nodes: ReadonlyMap<string, Node<S>>
+  readonly edges: ReadonlyMap<string, Edge<S>>
+  readonly reducers: Reducers<S>
+  /** Steps before a run fails with `StepLimitExceeded` (default 25). */
+  readonly maxSteps: number
+}
+
+/** A reducer that appends the update's items to the current list. */
+export const append = <A>(current: ReadonlyArray<A>, update: ReadonlyArray<A>): ReadonlyArray<A> => [
+  ...current,
+  ...update
+]
+
+export const targets = (edge: Targets): ReadonlyArray<string> => typeof edge === "string" ? [edge] : edge
+
+/**
+ * Builds a graph, checking that the start and every static edge name a node (or END).
+ * A node without an edge ends the run after it.
+ */
+export const make = <Fields extends Schema.Struct.Fields>(definition: {
+  readonly name: string
+  readonly state: Schema.Struct<Fields>
+  readonly start: Targets
+  readonly nodes: { readonly [name: string]: Node<Schema.Struct.Type<Fields>> }
+  readonly edges?: { readonly [from: string]: Edge<Schema.Struct.Type<Fields>> }
+  readonly reducers?: Reducers<Schema.Struct.Type<Fields>>
+  readonly maxSteps?: number
+}): Effect.Effect<Graph<Schema.Struct.Type<Fields>, Schema.Struct.Encoded<Fields>>, InvalidGraph> => {
+  type S = Schema.Struct.Type<Fields>
+  const nodes = new Map(Object.entries(definition.nodes))
+  const edges = new Map(Object.entries(definition.edges ?? {}))
+  const known = (name: string) => name === END || nodes.has(name)
+  const unknown = [
+    ...targets(definition.start).filter((name) => !known(name) || name === END),
+    ...[...edges.keys()].filter((from) => !nodes.has(from)),
+    ...[...edges.values()].flatMap((edge) => typeof edge === "function" ? [] : targets(edge).filter((t) => !known(t)))
+  ]
+  if (unknown.length > 0) {
+    return E.fail(
+      new InvalidGraph({
+        reason: "unknown_dependency",
+        nodes: unknown,
+        message: `graph ${definition.name} names nodes it does not have: ${unknown.join(", ")}`
+      })
+    )
+  }
+  return E.succeed({
+    name: definition.name,
+    state: definition.state as unknown as Schema.Schema<S, Schema.Struct.Encoded<Fields>>,
+    update: Schema.partialWith(definition.state, { exact: true }) as unknown as Schema.Schema<Partial<S>, unknown>,
+    start: targets(definition.start),
+    nodes,
+    edges,
+    reducers: definition.reducers ?? {},
+    maxSteps: definition.maxSteps ?? 25
+  })
+}
+
+/** Applies updates in order, field by field, through the graph's reducers. */
+export const merge = <S>(graph: Pick<Graph<S>, "reducers">, state: S, updates: ReadonlyArray<Partial<S>>): S => {
+  const next = { ...state }
+  for (const update of updates) {
+    for (const key of Object.keys(update) as Array<keyof S>) {
+      const value = update[key] as S[keyof S]
+      const reducer = graph.reducers[key]
+      next[key] = reducer ? reducer(next[key], value) : value
+    }
+  }
+  return next
+}

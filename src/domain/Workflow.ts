@@ -1,0 +1,107 @@
+/**
+ * What a workflow run leaves behind: its events, its record, and the errors that end it.
+ * States and node updates travel Schema-encoded (JSON values), so events can be stored,
+ * streamed over SSE and replayed without knowing a graph's state type.
+ */
+import { Schema } from "effect"
+
+export const ThreadId = Schema.NonEmptyString.pipe(Schema.brand("ThreadId"))
+export type ThreadId = typeof ThreadId.Type
+
+export const RunStatus = Schema.Literal("running", "finished", "failed", "interrupted")
+export type RunStatus = typeof RunStatus.Type
+
+/** The run went past its graph's step limit. */
+export class StepLimitExceeded extends Schema.TaggedError<StepLimitExceeded>()("StepLimitExceeded", {
+  threadId: Schema.String,
+  maxSteps: Schema.Int
+}) {}
+
+/** A node failed; `reason` is the tag of its error. */
+export class NodeFailed extends Schema.TaggedError<NodeFailed>()("NodeFailed", {
+  node: Schema.String,
+  reason: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Stored run data that does not decode: the run cannot resume from it. */
+export class CheckpointCorrupt extends Schema.TaggedError<CheckpointCorrupt>()("CheckpointCorrupt", {
+  threadId: Schema.String,
+  message: Schema.String
+}) {}
+
+export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", {
+  threadId: Schema.String
+}) {}
+
+/** A run with this thread id exists already: resume it instead. */
+export class RunExists extends Schema.TaggedError<RunExists>()("RunExists", {
+  threadId: Schema.String
+}) {}
+
+/** A conditional edge chose a node the graph does not have. */
+export class UnknownNode extends Schema.TaggedError<UnknownNode>()("UnknownNode", {
+  from: Schema.String,
+  node: Schema.String
+}) {}
+
+export const WorkflowError = Schema.Union(
+  StepLimitExceeded,
+  NodeFailed,
+  CheckpointCorrupt,
+  RunNotFound,
+  RunExists,
+  UnknownNode
+)
+export type WorkflowError = typeof WorkflowError.Type
+
+export class NodeStarted extends Schema.TaggedClass<NodeStarted>()("NodeStarted", {
+  step: Schema.Int,
+  node: Schema.String
+}) {}
+
+export class NodeFinished extends Schema.TaggedClass<NodeFinished>()("NodeFinished", {
+  step: Schema.Int,
+  node: Schema.String,
+  update: Schema.Unknown
+}) {}
+
+/** The merged state after a step. */
+export class StateUpdated extends Schema.TaggedClass<StateUpdated>()("StateUpdated", {
+  step: Schema.Int,
+  state: Schema.Unknown
+}) {}
+
+export class CheckpointSaved extends Schema.TaggedClass<CheckpointSaved>()("CheckpointSaved", {
+  step: Schema.Int,
+  next: Schema.Array(Schema.String)
+}) {}
+
+export class WorkflowFinished extends Schema.TaggedClass<WorkflowFinished>()("WorkflowFinished", {
+  state: Schema.Unknown
+}) {}
+
+export class WorkflowFailed extends Schema.TaggedClass<WorkflowFailed>()("WorkflowFailed", {
+  error: WorkflowError
+}) {}
+
+export const WorkflowEvent = Schema.Union(
+  NodeStarted,
+  NodeFinished,
+  StateUpdated,
+  CheckpointSaved,
+  WorkflowFinished,
+  WorkflowFailed
+)
+export type WorkflowEvent = typeof WorkflowEvent.Type
+
+export class RunRecord extends Schema.Class<RunRecord>("RunRecord")({
+  threadId: ThreadId,
+  workflow: Schema.String,
+  status: RunStatus,
+  /** The step the run's last checkpoint is at. */
+  step: Schema.NonNegativeInt,
+  error: Schema.optional(Schema.String),
+  createdAt: Schema.Number,
+  updatedAt: Schema.Number
+}) {}
