@@ -1,4 +1,5 @@
 /** `npm run bench`: every scenario, one JSON line each on stdout. */
+import * as agent from "./agent.js"
 import * as breaker from "./breaker.js"
 import * as cpu from "./cpu.js"
 import * as executor from "./executor.js"
@@ -16,7 +17,10 @@ const scenarios: ReadonlyArray<Scenario> = [
   llm.chatKeepAlive,
   llm.chatOverhead,
   cpu.topkVsMain,
-  cpu.topkVsPiscina
+  cpu.topkVsPiscina,
+  agent.runs10k,
+  agent.runs10kRss,
+  agent.checkpointOverhead
 ]
 
 const only = process.argv[2]

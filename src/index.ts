@@ -2,7 +2,9 @@
  * Loom's public library surface: the domain model, the ports, the resilience kernel
  * and the application services, as namespaces other Effect apps compose.
  */
+export * as Agent from "./domain/Agent.js"
 export * as Chat from "./domain/Chat.js"
+export * as CheckpointStore from "./domain/CheckpointStore.js"
 export * as Cpu from "./domain/Cpu.js"
 export * as Errors from "./domain/Errors.js"
 export * as LanguageModel from "./domain/LanguageModel.js"
@@ -13,15 +15,18 @@ export * as Tool from "./domain/Tool.js"
 export * as ToolCall from "./domain/ToolCall.js"
 export * as ToolRegistry from "./domain/ToolRegistry.js"
 export * as ToolResult from "./domain/ToolResult.js"
+export * as WorkflowEvents from "./domain/Workflow.js"
 
 export * as CpuPool from "./infrastructure/cpu/CpuPool.js"
 export * as NodeCpuRunner from "./infrastructure/cpu/NodeCpuRunner.js"
 export * as NodeProcessRunner from "./infrastructure/process/NodeProcessRunner.js"
 export * as ResourceMonitor from "./infrastructure/telemetry/ResourceMonitor.js"
 
+export * as CodingScript from "./infrastructure/ollama/CodingScript.js"
 export * as OllamaConfig from "./infrastructure/ollama/OllamaConfig.js"
 export * as OllamaLanguageModel from "./infrastructure/ollama/OllamaLanguageModel.js"
 export * as OllamaSimulator from "./infrastructure/ollama/OllamaSimulator.js"
+export * as SqliteCheckpointStore from "./infrastructure/persistence/SqliteCheckpointStore.js"
 
 export * as Batcher from "./infrastructure/resilience/Batcher.js"
 export * as BreakerState from "./infrastructure/resilience/BreakerState.js"
@@ -32,6 +37,11 @@ export * as Timeouts from "./infrastructure/resilience/Timeouts.js"
 export * as WorkerPool from "./infrastructure/resilience/WorkerPool.js"
 export * as InMemoryToolRegistry from "./infrastructure/tools/InMemoryToolRegistry.js"
 
+export * as AgentRuntime from "./application/AgentRuntime.js"
 export * as ToolExecutor from "./application/ToolExecutor.js"
 export * as ToolGraph from "./application/ToolGraph.js"
 export * as CpuTools from "./application/tools/CpuTools.js"
+export * as Workflow from "./application/Workflow.js"
+export * as WorkflowEngine from "./application/WorkflowEngine.js"
+export * as CodingWorkflow from "./application/workflows/coding/CodingWorkflow.js"
+export * as RunTests from "./application/workflows/coding/RunTests.js"

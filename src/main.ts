@@ -1,13 +1,23 @@
 /**
- * The composition root. Until the HTTP service lands, `npm start` runs a short demo
- * of the ToolExecutor: the same tool calls sequentially, in parallel and as a graph.
+ * The composition root. Until the HTTP service lands, `npm start` runs a short demo:
+ * the ToolExecutor (the same tool calls sequentially, in parallel and as a graph), then
+ * the coding workflow against the built-in Ollama simulator, with checkpoints in
+ * SQLite under LOOM_DATA_DIR and the generated tests run in a child process.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Clock, Console, Effect, Layer } from "effect"
+import { Clock, Console, Effect, Layer, Stream } from "effect"
 import * as DemoTools from "./application/demo/DemoTools.js"
 import { ToolExecutor } from "./application/ToolExecutor.js"
 import * as ToolGraph from "./application/ToolGraph.js"
+import { WorkflowEngine } from "./application/WorkflowEngine.js"
+import * as CodingWorkflow from "./application/workflows/coding/CodingWorkflow.js"
+import * as RunTests from "./application/workflows/coding/RunTests.js"
 import { toolCall } from "./domain/ToolCall.js"
+import { codingScript } from "./infrastructure/ollama/CodingScript.js"
+import * as OllamaLanguageModel from "./infrastructure/ollama/OllamaLanguageModel.js"
+import * as OllamaSimulator from "./infrastructure/ollama/OllamaSimulator.js"
+import * as SqliteCheckpointStore from "./infrastructure/persistence/SqliteCheckpointStore.js"
+import * as NodeProcessRunner from "./infrastructure/process/NodeProcessRunner.js"
 import * as InMemoryToolRegistry from "./infrastructure/tools/InMemoryToolRegistry.js"
 
 const calls = [
@@ -56,6 +66,44 @@ const demo = Effect.gen(function*() {
   }
 })
 
-const MainLive = ToolExecutor.Default.pipe(Layer.provide(InMemoryToolRegistry.layer(DemoTools.all)))
+/** The coding workflow on the simulator: each finished node, then the verdict. */
+const coding = Effect.gen(function*() {
+  const engine = yield* WorkflowEngine
+  const graph = yield* CodingWorkflow.make({ model: "qwen2.5-coder", maxAttempts: 3 })
+  yield* Console.log("\nCoding workflow on the Ollama simulator (checkpointed to SQLite):\n")
+  yield* engine.run(graph, CodingWorkflow.initial("Write a function add(a, b) that returns the sum")).pipe(
+    Stream.runForEach((event) => {
+      switch (event._tag) {
+        case "NodeFinished": {
+          const update = event.update as { readonly report?: RunTests.TestReport }
+          const verdict = update.report ? (update.report.passed ? "  tests pass" : "  tests FAIL") : ""
+          return Console.log(`  step ${String(event.step).padStart(2)}  ${event.node.padEnd(12)}${verdict}`)
+        }
+        case "WorkflowFinished":
+          return Console.log(`\n  review: ${(event.state as CodingWorkflow.CodingState).review.split("\n")[0]}`)
+        case "WorkflowFailed":
+          return Console.log(`\n  failed: ${event.error.message}`)
+        default:
+          return Effect.void
+      }
+    })
+  )
+})
 
-demo.pipe(Effect.provide(MainLive), NodeRuntime.runMain)
+const Simulated = Layer.unwrapScoped(
+  Effect.map(
+    OllamaSimulator.make({ script: codingScript }),
+    (simulator) => OllamaLanguageModel.layer({ hosts: [simulator.url] })
+  )
+)
+
+const MainLive = Layer.mergeAll(
+  ToolExecutor.layer({}).pipe(
+    Layer.provide(InMemoryToolRegistry.layer([...DemoTools.all, RunTests.tool])),
+    Layer.provide(NodeProcessRunner.layerConfig)
+  ),
+  WorkflowEngine.Default.pipe(Layer.provide(SqliteCheckpointStore.layerConfig)),
+  Simulated
+)
+
+demo.pipe(Effect.zipRight(coding), Effect.provide(MainLive), NodeRuntime.runMain)

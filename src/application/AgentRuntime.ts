@@ -22,10 +22,11 @@ import {
   ToolCallsRequested,
   ToolResultEvent
 } from "../domain/Agent.js"
-import type { ChatResponse, LlmToolCall } from "../domain/Chat.js"
+import type { ChatResponse, LlmToolCall, ToolSpec as ChatToolSpec } from "../domain/Chat.js"
 import { ChatMessage, ChatRequest, toolSpec } from "../domain/Chat.js"
 import { ToolNotFound } from "../domain/Errors.js"
 import { LanguageModel } from "../domain/LanguageModel.js"
+import type { ToolDefinition } from "../domain/Tool.js"
 import { ToolName } from "../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../domain/ToolCall.js"
 import { ToolRegistry } from "../domain/ToolRegistry.js"
@@ -44,6 +45,17 @@ export const toolMessage = (result: ToolResult): ChatMessage =>
   })
 
 const isToolName = Schema.is(ToolName)
+
+/** JSON Schema generation is costly; a tool's spec never changes, so it is made once. */
+const specs = new WeakMap<ToolDefinition, ChatToolSpec>()
+const specOf = (tool: ToolDefinition): ChatToolSpec => {
+  let spec = specs.get(tool)
+  if (spec === undefined) {
+    spec = toolSpec(tool)
+    specs.set(tool, spec)
+  }
+  return spec
+}
 
 /** A model may name a tool in a way that is not a valid tool name; the executor then reports it unknown. */
 const callOf = (step: number, index: number, call: LlmToolCall): ToolCall =>
@@ -83,7 +95,7 @@ export const make = Effect.gen(function*() {
   const loop = (agent: Agent, input: string, emit: (event: AgentEvent) => Effect.Effect<void>) =>
     Effect.gen(function*() {
       const tools = yield* Effect.forEach(agent.tools, (name) => registry.get(name))
-      const specs = tools.map(toolSpec)
+      const specs = tools.map(specOf)
       const maxSteps = agent.maxSteps ?? 8
       const messages: Array<ChatMessage> = [
         new ChatMessage({ role: "system", content: agent.systemPrompt }),
@@ -128,7 +140,7 @@ export const make = Effect.gen(function*() {
         : Timeouts.within(`agent:${agent.name}`, agent.deadline)(loop(agent, input, emit))
       yield* bounded.pipe(
         Effect.catchAll((error) => emit(new Failed({ error }))),
-        Effect.withSpan("AgentRuntime.run", { attributes: { "loom.agent": agent.name } }),
+        Effect.withSpan("AgentRuntime.run", { attributes: { "loom.agent": agent.name }, captureStackTrace: false }),
         Effect.forkScoped
       )
       return Stream.fromQueue(events).pipe(
@@ -136,16 +148,21 @@ export const make = Effect.gen(function*() {
       )
     }))
 
-  /** Runs `agent` to its answer, failing with the typed error of a failed run. */
-  const answer = (agent: Agent, input: string): Effect.Effect<string, AgentError> =>
-    Stream.runLast(run(agent, input)).pipe(
-      Effect.flatMap((last) => {
-        const event = Option.getOrUndefined(last)
-        if (event?._tag === "FinalAnswer") return Effect.succeed(event.content)
-        if (event?._tag === "Failed") return Effect.fail(event.error)
-        return Effect.dieMessage("agent run ended without a final event")
+  /** Runs `agent` to its answer, failing with the typed error of a failed run. No event stream is built. */
+  const answer = (agent: Agent, input: string): Effect.Effect<string, AgentError> => {
+    let content = ""
+    const keep = (event: AgentEvent) =>
+      Effect.sync(() => {
+        if (event._tag === "FinalAnswer") content = event.content
       })
+    const bounded = agent.deadline === undefined
+      ? loop(agent, input, keep)
+      : Timeouts.within(`agent:${agent.name}`, agent.deadline)(loop(agent, input, keep))
+    return bounded.pipe(
+      Effect.map(() => content),
+      Effect.withSpan("AgentRuntime.answer", { attributes: { "loom.agent": agent.name }, captureStackTrace: false })
     )
+  }
 
   /** Every event of a run, collected (for tests and batch callers). */
   const collect = (agent: Agent, input: string) =>

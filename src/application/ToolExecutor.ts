@@ -292,7 +292,7 @@ export const make = (options: Options = {}) =>
     ): Effect.Effect<ReadonlyArray<ToolResult>> =>
       Effect.forEach(calls, (call) => execute(call, callOptions), {
         concurrency: callOptions.concurrency ?? defaultConcurrency
-      }).pipe(Effect.withSpan("ToolExecutor.executeParallel"))
+      }).pipe(Effect.withSpan("ToolExecutor.executeParallel", { captureStackTrace: false }))
 
     const executeSequential = (
       calls: Iterable<ToolCall>,
@@ -306,7 +306,7 @@ export const make = (options: Options = {}) =>
           if (!result.succeeded) return { results, failure: Option.some(result) }
         }
         return { results, failure: Option.none() }
-      }).pipe(Effect.withSpan("ToolExecutor.executeSequential"))
+      }).pipe(Effect.withSpan("ToolExecutor.executeSequential", { captureStackTrace: false }))
 
     const executeGraph = (
       graph: ToolGraph.ToolGraph,
@@ -341,7 +341,7 @@ export const make = (options: Options = {}) =>
           )
 
         return yield* Effect.forEach(graph.nodes, runNode, { concurrency: "unbounded" })
-      }).pipe(Effect.withSpan("ToolExecutor.executeGraph"))
+      }).pipe(Effect.withSpan("ToolExecutor.executeGraph", { captureStackTrace: false }))
 
     const executeBatch = (
       tool: string,
@@ -354,7 +354,9 @@ export const make = (options: Options = {}) =>
           (input, i) => new ToolCall({ id: ToolCallId.make(`${tool}#${i}`), tool: ToolName.make(tool), input })
         ),
         callOptions
-      ).pipe(Effect.withSpan("ToolExecutor.executeBatch", { attributes: { "loom.tool": tool } }))
+      ).pipe(
+        Effect.withSpan("ToolExecutor.executeBatch", { attributes: { "loom.tool": tool }, captureStackTrace: false })
+      )
 
     return {
       execute,

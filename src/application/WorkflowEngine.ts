@@ -60,7 +60,7 @@ export const make = Effect.gen(function*() {
           ).pipe(Effect.zipRight(emit(failed)))
         }),
         Effect.onInterrupt(() => persist((s) => s.setStatus(threadId, "interrupted", []))),
-        Effect.withSpan("WorkflowEngine.run", { attributes: { "loom.thread_id": threadId } }),
+        Effect.withSpan("WorkflowEngine.run", { attributes: { "loom.thread_id": threadId }, captureStackTrace: false }),
         Effect.forkScoped
       )
       return Stream.fromQueue(events).pipe(Stream.takeUntil(isTerminal))
@@ -102,7 +102,10 @@ export const make = Effect.gen(function*() {
           )
           yield* emit(finished)
           return update
-        }).pipe(Effect.withSpan("WorkflowEngine.node", { attributes: { "loom.node": node, "loom.step": step } }))
+        }).pipe(Effect.withSpan("WorkflowEngine.node", {
+          attributes: { "loom.node": node, "loom.step": step },
+          captureStackTrace: false
+        }))
 
       const route = (from: string, current: S): Effect.Effect<ReadonlyArray<string>, UnknownNode> => {
         const edge = graph.edges.get(from)

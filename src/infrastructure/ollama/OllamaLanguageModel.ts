@@ -327,7 +327,12 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
               )
           ))
         )
-      })).pipe(Stream.withSpan("LanguageModel.chatStream", { attributes: { "loom.model": request.model } }))
+      })).pipe(
+        Stream.withSpan("LanguageModel.chatStream", {
+          attributes: { "loom.model": request.model },
+          captureStackTrace: false
+        })
+      )
 
     const embedBatch = (model: string, texts: ReadonlyArray<string>) =>
       call({
@@ -421,7 +426,7 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
         const failure = answers.find(Either.isLeft)
         return lists.length === 0 && failure ? Effect.fail(failure.left) : Effect.succeed(lists.flat())
       }),
-      Effect.withSpan("LanguageModel.models")
+      Effect.withSpan("LanguageModel.models", { captureStackTrace: false })
     )
 
     return LanguageModel.of({ chat, chatStream, embed, models })

@@ -115,7 +115,7 @@ export const make = (options: Options) =>
           onSuccess: (result) =>
             Metric.increment(Metric.tagged(processes, "outcome", result.exitCode === 0 ? "exit_0" : "exit_nonzero"))
         }),
-        Effect.withSpan("ProcessRunner.run", { attributes: { "loom.command": spec.command } })
+        Effect.withSpan("ProcessRunner.run", { attributes: { "loom.command": spec.command }, captureStackTrace: false })
       )
     }
 

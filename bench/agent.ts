@@ -1,0 +1,156 @@
+/**
+ * Agent scenarios: 10,000 concurrent runs of one tool turn (two 10 ms tools) and an
+ * answer, through AgentRuntime against the same loop by hand (async/await and
+ * Promise.all); the peak memory of each, measured in a fresh process; and the cost of
+ * SQLite checkpoints on a 20-node workflow.
+ */
+import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { setTimeout as sleepMs } from "node:timers/promises"
+import { fileURLToPath } from "node:url"
+import { AgentRuntime } from "../src/application/AgentRuntime.js"
+import { ToolExecutor } from "../src/application/ToolExecutor.js"
+import * as Workflow from "../src/application/Workflow.js"
+import { WorkflowEngine } from "../src/application/WorkflowEngine.js"
+import type { Agent } from "../src/domain/Agent.js"
+import * as Tool from "../src/domain/Tool.js"
+import * as SqliteCheckpointStore from "../src/infrastructure/persistence/SqliteCheckpointStore.js"
+import * as InMemoryToolRegistry from "../src/infrastructure/tools/InMemoryToolRegistry.js"
+import type { Scenario } from "./Scenario.js"
+import { wallMs } from "./Scenario.js"
+import * as ScriptedModel from "./ScriptedModel.js"
+
+export const runs = 10_000
+
+const wait = Tool.make({
+  name: "wait",
+  description: "waits like an I/O call",
+  input: Schema.Struct({ ms: Schema.Number }),
+  output: Schema.Struct({ waited: Schema.Number }),
+  handler: ({ ms }) => Effect.as(Effect.sleep(ms), { waited: ms })
+})
+
+const agent: Agent = { name: "bench", model: "scripted", systemPrompt: "bench", tools: ["wait"] }
+
+const registry = InMemoryToolRegistry.layer([wait])
+export const agents = () =>
+  ManagedRuntime.make(
+    AgentRuntime.Default.pipe(
+      Layer.provide(ToolExecutor.layer({ breaker: false })),
+      Layer.provide(registry),
+      Layer.provide(ScriptedModel.layer)
+    )
+  )
+
+/** `runs` agent runs at once through AgentRuntime. */
+export const loomRuns = (runtime: ReturnType<typeof agents>, n = runs) =>
+  runtime.runPromise(
+    Effect.flatMap(AgentRuntime, (runtime) =>
+      Effect.forEach(Array.from({ length: n }), () =>
+        runtime.answer(agent, "go"), {
+        concurrency: "unbounded",
+        discard: true
+      }))
+  )
+
+/** The same loop written by hand. */
+export const handRuns = async (n = runs) => {
+  const one = async () => {
+    const messages: Array<{ role: string; content: string }> = [{ role: "system", content: "bench" }, {
+      role: "user",
+      content: "go"
+    }]
+    for (let step = 0; step < 8; step++) {
+      const response = ScriptedModel.next(await Promise.resolve(messages))
+      if (response.message.toolCalls.length === 0) return response.message.content
+      const results = await Promise.all(
+        response.message.toolCalls.map(async (call) => {
+          const ms = (call.arguments as { ms: number }).ms
+          await sleepMs(ms)
+          return JSON.stringify({ waited: ms })
+        })
+      )
+      messages.push({ role: "assistant", content: "" }, ...results.map((content) => ({ role: "tool", content })))
+    }
+    throw new Error("too many steps")
+  }
+  await Promise.all(Array.from({ length: n }, one))
+}
+
+let runtime: ReturnType<typeof agents> | undefined
+
+export const runs10k: Scenario = {
+  id: "agent.runs-10k",
+  unit: "ms",
+  better: "lower",
+  warmups: 1,
+  runs: 5,
+  setup: async () => {
+    runtime = agents()
+  },
+  loom: () => wallMs(() => loomRuns(runtime!)),
+  baseline: () => wallMs(() => handRuns()),
+  teardown: async () => {
+    await runtime?.dispose()
+  }
+}
+
+const child = fileURLToPath(new URL("./agent-rss.ts", import.meta.url))
+/** Peak RSS growth (MB) of one side, in a fresh process. */
+const peakMb = (side: "loom" | "hand") =>
+  Promise.resolve(
+    Number(execFileSync(process.execPath, ["--import", "tsx", child, side], { encoding: "utf8" }).trim())
+  )
+
+export const runs10kRss: Scenario = {
+  id: "agent.runs-10k-rss",
+  unit: "MB",
+  better: "lower",
+  warmups: 0,
+  runs: 3,
+  loom: () => peakMb("loom"),
+  baseline: () => peakMb("hand")
+}
+
+const Steps = Schema.Struct({ count: Schema.Int })
+const linear = Workflow.make({
+  name: "linear",
+  state: Steps,
+  start: "n0",
+  nodes: Object.fromEntries(
+    Array.from({ length: 20 }, (_, i) => [`n${i}`, (s: typeof Steps.Type) => Effect.succeed({ count: s.count + 1 })])
+  ),
+  edges: Object.fromEntries(Array.from({ length: 19 }, (_, i) => [`n${i}`, `n${i + 1}`]))
+})
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loom-bench-"))
+const withCheckpoints = ManagedRuntime.make(
+  WorkflowEngine.Default.pipe(Layer.provide(SqliteCheckpointStore.layer(path.join(dir, "loom.db"))))
+)
+const withoutCheckpoints = ManagedRuntime.make(WorkflowEngine.Default)
+const workflowRuns = 20
+
+const invokeLinear = (engines: typeof withoutCheckpoints) =>
+  wallMs(() =>
+    engines.runPromise(Effect.gen(function*() {
+      const engine = yield* WorkflowEngine
+      const graph = yield* linear
+      for (let i = 0; i < workflowRuns; i++) yield* engine.invoke(graph, { count: 0 })
+    }))
+  ).then((ms) => ms / workflowRuns)
+
+export const checkpointOverhead: Scenario = {
+  id: "workflow.checkpoint-overhead",
+  unit: "ms",
+  better: "lower",
+  loom: () => invokeLinear(withCheckpoints),
+  baseline: () => invokeLinear(withoutCheckpoints),
+  teardown: async () => {
+    await withCheckpoints.dispose()
+    await withoutCheckpoints.dispose()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
