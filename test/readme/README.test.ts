@@ -1,8 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { readFileSync } from "node:fs"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { answer as cpuAnswer } from "./cpu-example.js"
 import { answer } from "./llm-example.js"
+import { runIn } from "./workflow-example.js"
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8")
 const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1])
@@ -14,6 +18,7 @@ describe("README", () => {
     assert.strictEqual(blocks[0], copy("./example.ts"))
     assert.strictEqual(blocks[1], copy("./llm-example.ts"))
     assert.strictEqual(blocks[2], copy("./cpu-example.ts"))
+    assert.strictEqual(blocks[3], copy("./workflow-example.ts"))
   })
 
   it("shows the two quick-start commands", () => {
@@ -32,4 +37,11 @@ describe("README", () => {
       assert.deepStrictEqual((top as ReadonlyArray<{ index: number }>).map((match) => match.index), [0, 2])
       assert.deepStrictEqual(count, { words: 3 })
     }), 30_000)
+
+  it.live("the workflow example runs, checkpointing to SQLite", () =>
+    Effect.gen(function*() {
+      const tags = yield* runIn(fs.mkdtempSync(path.join(os.tmpdir(), "loom-readme-")))
+      assert.strictEqual(tags.filter((tag) => tag === "NodeStarted").length, 6)
+      assert.strictEqual(tags[tags.length - 1], "WorkflowFinished")
+    }))
 })
