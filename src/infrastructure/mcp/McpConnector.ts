@@ -1,0 +1,241 @@
+/**
+ * MCP servers as tool sources. Each configured server is a kept-alive `McpConnection`;
+ * its tools, namespaced `server.tool`, become Loom tools whose input is checked against
+ * the server's JSON Schema before any call. Tool lists are cached per server with a
+ * TTL and dropped when the server says `tools/list_changed` or reconnects; listing
+ * asks every server at once, and a slow or dead one is reported unavailable without
+ * holding up the others. Calls run as jobs on a WorkerPool (bounded, backpressure).
+ */
+import type { Duration } from "effect"
+import { Cache, Clock, Context, Effect, Layer, Metric, MetricBoundaries, Option, Schema, Stream } from "effect"
+import { ToolFailed, ToolNotFound } from "../../domain/Errors.js"
+import type { QueueFull, Shutdown, ToolHandlerError } from "../../domain/Errors.js"
+import * as Tool from "../../domain/Tool.js"
+import type { ToolDefinition } from "../../domain/Tool.js"
+import { ToolRegistry } from "../../domain/ToolRegistry.js"
+import * as MetricTags from "../resilience/MetricTags.js"
+import * as Timeouts from "../resilience/Timeouts.js"
+import * as WorkerPool from "../resilience/WorkerPool.js"
+import { fromJsonSchema } from "./JsonSchemaValidator.js"
+import * as McpConfig from "./McpConfig.js"
+import type { ServerSpec } from "./McpConfig.js"
+import * as McpConnection from "./McpConnection.js"
+import type { ToolInfo } from "./McpWire.js"
+import { textOf, ToolOutput } from "./McpWire.js"
+
+export interface Options {
+  readonly servers: ReadonlyArray<ServerSpec>
+  /** MCP calls running at once, over all servers (default 16). */
+  readonly workers?: number
+  /** Calls that may wait for a worker (default 256). */
+  readonly capacity?: number
+  readonly overflow?: WorkerPool.Overflow
+  /** How long a server's tool list is served from cache (default 5 minutes). */
+  readonly toolsTtl?: Duration.DurationInput
+  readonly reconnect?: McpConnection.Options["reconnect"]
+  readonly breaker?: McpConnection.Options["breaker"]
+}
+
+export interface Unavailable {
+  readonly server: string
+  readonly message: string
+}
+
+export interface Listing {
+  readonly tools: ReadonlyArray<ToolDefinition>
+  readonly unavailable: ReadonlyArray<Unavailable>
+}
+
+export const listCache = Metric.counter("loom_mcp_list_cache", {
+  description: "MCP tool-list lookups by server and outcome (hit, miss)",
+  incremental: true
+})
+export const calls = Metric.counter("loom_mcp_calls", {
+  description: "MCP tool calls by server and outcome",
+  incremental: true
+})
+export const callDuration = Metric.histogram(
+  "loom_mcp_call_duration_ms",
+  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
+  "MCP tool call duration in milliseconds"
+)
+
+const isToolName = Schema.is(Tool.ToolName)
+
+export const make = (options: Options) =>
+  Effect.gen(function*() {
+    const timeouts = Option.getOrElse(yield* Effect.serviceOption(Timeouts.Timeouts), () => Timeouts.defaults)
+    const connections = new Map<string, McpConnection.McpConnection>()
+    for (const spec of options.servers) {
+      connections.set(
+        spec.name,
+        yield* McpConnection.make({
+          spec,
+          connectTimeout: timeouts["mcp.connect"],
+          listTimeout: timeouts["mcp.list"],
+          callTimeout: timeouts["mcp.call"],
+          reconnect: options.reconnect ?? McpConnection.defaultReconnect,
+          ...(options.breaker === undefined ? {} : { breaker: options.breaker })
+        })
+      )
+    }
+    const pool = yield* WorkerPool.make({
+      name: "mcp",
+      workers: options.workers ?? 16,
+      capacity: options.capacity ?? 256,
+      overflow: options.overflow ?? "wait"
+    })
+
+    /** A call's failure as the tool's: unavailability may pass with a retry, the rest will not. */
+    const toolError =
+      (tool: string) => (error: McpConnection.RequestError | QueueFull | Shutdown): ToolHandlerError => {
+        switch (error._tag) {
+          case "McpUnavailable":
+            return new ToolFailed({ tool, message: `MCP server unavailable: ${error.message}`, retryable: true })
+          case "McpRequestFailed":
+          case "McpBadResponse":
+            return new ToolFailed({ tool, message: error.message, retryable: false })
+          default:
+            return error
+        }
+      }
+
+    const definition = (connection: McpConnection.McpConnection, info: ToolInfo): ToolDefinition => {
+      const name = `${connection.name}.${info.name}`
+      return Tool.make({
+        name,
+        description: info.description,
+        input: fromJsonSchema(info.inputSchema),
+        output: ToolOutput,
+        timeout: timeouts["mcp.call"],
+        handler: (args) =>
+          Effect.gen(function*() {
+            const started = yield* Clock.currentTimeMillis
+            const result = yield* pool.submit(connection.call(info.name, args as Record<string, unknown>)).pipe(
+              Effect.onExit((exit) =>
+                Effect.flatMap(Clock.currentTimeMillis, (now) =>
+                  Effect.zipRight(
+                    Metric.increment(MetricTags.tagged(calls, {
+                      server: connection.name,
+                      outcome: exit._tag === "Success" ? (exit.value.isError ? "tool_error" : "ok") : "failed"
+                    })),
+                    Metric.update(MetricTags.tagged(callDuration, { server: connection.name }), now - started)
+                  ))
+              ),
+              Effect.mapError(toolError(name))
+            )
+            if (result.isError) {
+              return yield* new ToolFailed({
+                tool: name,
+                message: textOf(result) || "the tool reported an error",
+                retryable: false
+              })
+            }
+            return result.structuredContent === undefined
+              ? { content: result.content }
+              : { content: result.content, structuredContent: result.structuredContent }
+          })
+      })
+    }
+
+    const cache = yield* Cache.make({
+      capacity: 1024,
+      timeToLive: options.toolsTtl ?? "5 minutes",
+      lookup: (server: string) => {
+        const connection = connections.get(server)!
+        return Effect.map(connection.list, (infos) =>
+          infos.filter((info) => isToolName(`${server}.${info.name}`)).map((info) => definition(connection, info)))
+      }
+    })
+
+    // A list_changed notification or a new session drops the server's cached list.
+    for (const connection of connections.values()) {
+      yield* Effect.forkScoped(Stream.runForEach(connection.changes, () =>
+        cache.invalidate(connection.name)))
+    }
+
+    const toolsOf = (server: string) =>
+      Effect.gen(function*() {
+        const hit = yield* cache.contains(server)
+        yield* Metric.increment(MetricTags.tagged(listCache, { server, outcome: hit ? "hit" : "miss" }))
+        return yield* cache.get(server)
+      })
+
+    /** Every server's tools, fetched at once; a server that fails or is slow is reported, not waited for. */
+    const list: Effect.Effect<Listing> = Effect.forEach(
+      [...connections.keys()],
+      (server) => Effect.either(toolsOf(server)).pipe(Effect.map((result) => [server, result] as const)),
+      { concurrency: "unbounded" }
+    ).pipe(
+      Effect.map((results) => ({
+        tools: results.flatMap(([, result]) => result._tag === "Right" ? result.right : []),
+        unavailable: results.flatMap(([server, result]) =>
+          result._tag === "Left" ? [{ server, message: result.left.message }] : []
+        )
+      })),
+      Effect.withSpan("McpConnector.list", { captureStackTrace: false })
+    )
+
+    /** The tool `server.tool`, if that server is configured and has it. */
+    const get = (name: string): Effect.Effect<ToolDefinition, ToolNotFound> => {
+      const dot = name.indexOf(".")
+      const server = dot === -1 ? "" : name.slice(0, dot)
+      if (!connections.has(server)) return Effect.fail(new ToolNotFound({ tool: name }))
+      return toolsOf(server).pipe(
+        Effect.orElseSucceed((): ReadonlyArray<ToolDefinition> => []),
+        Effect.flatMap((tools) =>
+          Option.match(Option.fromNullable(tools.find((tool) => tool.name === name)), {
+            onNone: () => Effect.fail(new ToolNotFound({ tool: name })),
+            onSome: Effect.succeed
+          })
+        )
+      )
+    }
+
+    const status = Effect.forEach([...connections.values()], (connection) =>
+      Effect.map(
+        Effect.zip(connection.stats, connection.breaker.status),
+        ([stats, breaker]) => ({ server: connection.name, ...stats, breaker })
+      ))
+
+    return {
+      list,
+      get,
+      status,
+      /** Emits when any server's tools may have changed. */
+      changes: Stream.mergeAll([...connections.values()].map((c) => c.changes), { concurrency: "unbounded" }),
+      connection: (server: string) => Option.fromNullable(connections.get(server)),
+      pool: pool.stats
+    } as const
+  })
+
+export type Service = Effect.Effect.Success<ReturnType<typeof make>>
+
+/** Reads `LOOM_MCP_CONFIG` (none: no servers). */
+export const config = Effect.map(McpConfig.servers, (servers): Options => ({ servers }))
+
+/**
+ * A ToolRegistry of `local` tools plus every MCP server's: local names first, then
+ * `server.tool`. New tools are registered locally.
+ */
+export const registry = (local: ToolRegistry["Type"], connector: Service): ToolRegistry["Type"] =>
+  ToolRegistry.of({
+    get: (name) => Effect.catchTag(local.get(name), "ToolNotFound", () => connector.get(name)),
+    list: Effect.zipWith(local.list, connector.list, (mine, remote) => [...mine, ...remote.tools]),
+    register: local.register,
+    changes: Stream.merge(local.changes, connector.changes)
+  })
+
+export class McpConnector extends Context.Tag("loom/McpConnector")<McpConnector, Service>() {
+  static readonly layer = (options: Options) => Layer.scoped(McpConnector, make(options))
+  /** Servers from `LOOM_MCP_CONFIG`; a bad file stops start-up naming the field. */
+  static readonly layerConfig = Layer.scoped(McpConnector, Effect.flatMap(config, make))
+  /**
+   * Replaces the ToolRegistry with one that also holds every MCP server's tools
+   * (provide the local registry below it).
+   */
+  static readonly registryLayer = Layer.effect(
+    ToolRegistry,
+    Effect.zipWith(ToolRegistry, McpConnector, registry)
+  )
+}
