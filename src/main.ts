@@ -3,16 +3,24 @@
  * the ToolExecutor (the same tool calls sequentially, in parallel and as a graph), then
  * the coding workflow against the built-in Ollama simulator, with checkpoints in
  * SQLite under LOOM_DATA_DIR and the generated tests run in a child process.
+ * `npm start -- --mcp-stdio` serves Loom's tools as an MCP server on stdio instead.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Clock, Console, Effect, Layer, Stream } from "effect"
 import * as DemoTools from "./application/demo/DemoTools.js"
+import * as LoomMcpServer from "./application/LoomMcpServer.js"
 import { ToolExecutor } from "./application/ToolExecutor.js"
 import * as ToolGraph from "./application/ToolGraph.js"
+import * as CpuTools from "./application/tools/CpuTools.js"
 import { WorkflowEngine } from "./application/WorkflowEngine.js"
 import * as CodingWorkflow from "./application/workflows/coding/CodingWorkflow.js"
 import * as RunTests from "./application/workflows/coding/RunTests.js"
+import type { InvalidGraph } from "./domain/Errors.js"
+import type { LanguageModel } from "./domain/LanguageModel.js"
 import { toolCall } from "./domain/ToolCall.js"
+import type { ToolRegistry } from "./domain/ToolRegistry.js"
+import * as NodeCpuRunner from "./infrastructure/cpu/NodeCpuRunner.js"
+import { McpConnector } from "./infrastructure/mcp/McpConnector.js"
 import { codingScript } from "./infrastructure/ollama/CodingScript.js"
 import * as OllamaLanguageModel from "./infrastructure/ollama/OllamaLanguageModel.js"
 import * as OllamaSimulator from "./infrastructure/ollama/OllamaSimulator.js"
@@ -97,13 +105,29 @@ const Simulated = Layer.unwrapScoped(
   )
 )
 
-const MainLive = Layer.mergeAll(
-  ToolExecutor.layer({}).pipe(
-    Layer.provide(InMemoryToolRegistry.layer([...DemoTools.all, RunTests.tool])),
-    Layer.provide(NodeProcessRunner.layerConfig)
-  ),
-  WorkflowEngine.Default.pipe(Layer.provide(SqliteCheckpointStore.layerConfig)),
-  Simulated
+/** Local tools, plus the tools of the MCP servers in LOOM_MCP_CONFIG (if set). */
+const Registry = McpConnector.registryLayer.pipe(
+  Layer.provide(InMemoryToolRegistry.layer([...DemoTools.all, ...CpuTools.all, RunTests.tool])),
+  Layer.provide(McpConnector.layerConfig)
 )
 
-demo.pipe(Effect.zipRight(coding), Effect.provide(MainLive), NodeRuntime.runMain)
+const MainLive = Layer.mergeAll(
+  ToolExecutor.layer({}).pipe(
+    Layer.provide(Registry),
+    Layer.provide(Layer.merge(NodeProcessRunner.layerConfig, NodeCpuRunner.layerConfig))
+  ),
+  WorkflowEngine.Default.pipe(Layer.provide(SqliteCheckpointStore.layerConfig)),
+  Simulated,
+  Registry
+)
+
+/** `--mcp-stdio`: serve Loom's tools to an MCP client on stdin/stdout (nothing else may print there). */
+const mcpStdio = Effect.flatMap(LoomMcpServer.make, (server) => server.serveStdio).pipe(Effect.scoped)
+
+const main: Effect.Effect<void, InvalidGraph, ToolRegistry | ToolExecutor | WorkflowEngine | LanguageModel> =
+  process.argv
+      .includes("--mcp-stdio")
+    ? mcpStdio
+    : Effect.zipRight(demo, coding)
+
+main.pipe(Effect.provide(MainLive), NodeRuntime.runMain)

@@ -45,10 +45,11 @@ export const load = (file: string) =>
     return yield* Schema.decodeUnknown(Schema.parseJson(ConfigFile))(text).pipe(
       Effect.mapError((error) => {
         const first = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+        const field = first ? first.path.map(String).join(".") : ""
         return new McpConfigError({
           file,
-          field: first ? first.path.map(String).join(".") : "",
-          message: first?.message ?? error.message
+          field,
+          message: `${file}: ${field || "file"}: ${first?.message ?? error.message}`
         })
       })
     )
