@@ -81,6 +81,11 @@ describe("Loom as an MCP server over streamable HTTP", () => {
         assert.strictEqual(late.kind, "io")
         const output = yield* (late.kind === "io" ? late.handler({}) : Effect.die("not io"))
         assert.deepStrictEqual((output as { content: Array<{ text: string }> }).content[0]?.text, "\"here\"")
+        // an isError reply becomes the tool's typed failure
+        const weather = yield* connector.get("loom.weather")
+        const refused = yield* Effect.flip(weather.kind === "io" ? weather.handler({ city: 3 }) : Effect.die("not io"))
+        assert.strictEqual(refused._tag, "ToolFailed")
+        assert.include(refused.message, "InvalidToolInput")
       }).pipe(Effect.scoped, Effect.provide(services)),
     30_000
   )
