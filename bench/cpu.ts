@@ -90,36 +90,29 @@ const onLoom = async () =>
     )
   )
 
-export const topkVsMain: Scenario = {
-  id: "cpu.topk-vs-main",
+/** Both scenarios time the same searches on the CpuPool; only the baseline differs. */
+const onPool = (id: string, baseline: () => Promise<number>): Scenario => ({
+  id,
   unit: "tasks/s",
   better: "higher",
   warmups: 1,
   runs: 5,
   setup: start,
   loom: onLoom,
-  baseline: async () => {
-    const view = new Float32Array(matrix)
-    return perSecond(
-      await wallMs(async () => {
-        for (const query of queries) cosineTopK(view, rows, dims, query, k)
-      })
-    )
-  },
+  baseline,
   teardown: stop
-}
+})
 
-export const topkVsPiscina: Scenario = {
-  id: "cpu.topk-vs-piscina",
-  unit: "tasks/s",
-  better: "higher",
-  warmups: 1,
-  runs: 5,
-  setup: start,
-  loom: onLoom,
-  baseline: async () =>
-    perSecond(
-      await wallMs(() => Promise.all(queries.map((query) => current().piscina.run({ matrix, rows, dims, query, k }))))
-    ),
-  teardown: stop
-}
+export const topkVsMain = onPool("cpu.topk-vs-main", async () => {
+  const view = new Float32Array(matrix)
+  return perSecond(
+    await wallMs(async () => {
+      for (const query of queries) cosineTopK(view, rows, dims, query, k)
+    })
+  )
+})
+
+export const topkVsPiscina = onPool("cpu.topk-vs-piscina", async () =>
+  perSecond(
+    await wallMs(() => Promise.all(queries.map((query) => current().piscina.run({ matrix, rows, dims, query, k }))))
+  ))

@@ -118,6 +118,17 @@ export const make = Effect.gen(function*() {
       }`
     })
 
+  /** Writes a checkpoint (a step saved again, after a resume, replaces the old one). */
+  const insertCheckpoint = (threadId: string, checkpoint: Checkpoint) =>
+    sql`INSERT OR REPLACE INTO checkpoints ${
+      sql.insert({
+        thread_id: threadId,
+        step: checkpoint.step,
+        state: JSON.stringify(checkpoint.state),
+        next: JSON.stringify(checkpoint.next)
+      })
+    }`
+
   const touch = (
     threadId: string,
     fields: { readonly status?: string; readonly step?: number; readonly error?: string | null }
@@ -143,14 +154,7 @@ export const make = Effect.gen(function*() {
           updated_at: now
         })
       }`
-      yield* sql`INSERT INTO checkpoints ${
-        sql.insert({
-          thread_id: threadId,
-          step: checkpoint.step,
-          state: JSON.stringify(checkpoint.state),
-          next: JSON.stringify(checkpoint.next)
-        })
-      }`
+      yield* insertCheckpoint(threadId, checkpoint)
       yield* append(threadId, events)
     }).pipe(sql.withTransaction, Effect.catchTag("SqlError", Effect.die))
 
@@ -170,14 +174,7 @@ export const make = Effect.gen(function*() {
 
   const saveCheckpoint: CheckpointStore["Type"]["saveCheckpoint"] = (threadId, checkpoint, events) =>
     Effect.gen(function*() {
-      yield* sql`INSERT OR REPLACE INTO checkpoints ${
-        sql.insert({
-          thread_id: threadId,
-          step: checkpoint.step,
-          state: JSON.stringify(checkpoint.state),
-          next: JSON.stringify(checkpoint.next)
-        })
-      }`
+      yield* insertCheckpoint(threadId, checkpoint)
       yield* sql`DELETE FROM writes WHERE thread_id = ${threadId} AND step < ${checkpoint.step}`
       yield* append(threadId, events)
       yield* touch(threadId, { step: checkpoint.step })
