@@ -1,24 +1,35 @@
 /**
- * The composition root. Until the HTTP service lands, `npm start` runs a short demo:
- * the ToolExecutor (the same tool calls sequentially, in parallel and as a graph), then
- * the coding workflow against the built-in Ollama simulator, with checkpoints in
- * SQLite under LOOM_DATA_DIR and the generated tests run in a child process.
- * `npm start -- --mcp-stdio` serves Loom's tools as an MCP server on stdio instead.
+ * The composition root: typed Config -> adapters wired into the domain ports -> the
+ * HTTP service (`npm start`). `LOOM_LLM=simulator` runs it against the built-in Ollama
+ * simulator, offline. `--mcp-stdio` serves Loom's tools over MCP on stdio instead.
+ *
+ * Shutdown is the scopes closing in reverse on SIGTERM/SIGINT: the HTTP server stops
+ * taking connections and finishes its requests, running workflows are interrupted
+ * after their last checkpoint (and resumed at the next start), pools drain, MCP
+ * sessions, HTTP agents and the database close.
  */
-import { NodeRuntime } from "@effect/platform-node"
-import { Clock, Console, Effect, Layer, Stream } from "effect"
+import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { Config, Console, Effect, Layer, Option } from "effect"
+import { createServer } from "node:http"
+import { AgentRuntime } from "./application/AgentRuntime.js"
 import * as DemoTools from "./application/demo/DemoTools.js"
+import * as Handlers from "./application/http/Handlers.js"
+import * as Middleware from "./application/http/Middleware.js"
 import * as LoomMcpServer from "./application/LoomMcpServer.js"
+import * as RunManagerLive from "./application/RunManager.js"
+import { runKind, RunManager } from "./application/RunManager.js"
 import { ToolExecutor } from "./application/ToolExecutor.js"
-import * as ToolGraph from "./application/ToolGraph.js"
 import * as CpuTools from "./application/tools/CpuTools.js"
 import { WorkflowEngine } from "./application/WorkflowEngine.js"
+import * as AgentWorkflow from "./application/workflows/AgentWorkflow.js"
 import * as CodingWorkflow from "./application/workflows/coding/CodingWorkflow.js"
 import * as RunTests from "./application/workflows/coding/RunTests.js"
-import type { InvalidGraph } from "./domain/Errors.js"
-import type { LanguageModel } from "./domain/LanguageModel.js"
-import { toolCall } from "./domain/ToolCall.js"
-import type { ToolRegistry } from "./domain/ToolRegistry.js"
+import type { Agent } from "./domain/Agent.js"
+import { CheckpointStore } from "./domain/CheckpointStore.js"
+import { CpuRunner } from "./domain/Cpu.js"
+import { LanguageModel } from "./domain/LanguageModel.js"
+import { ProcessRunner } from "./domain/Process.js"
 import * as NodeCpuRunner from "./infrastructure/cpu/NodeCpuRunner.js"
 import { McpConnector } from "./infrastructure/mcp/McpConnector.js"
 import { codingScript } from "./infrastructure/ollama/CodingScript.js"
@@ -26,108 +37,192 @@ import * as OllamaLanguageModel from "./infrastructure/ollama/OllamaLanguageMode
 import * as OllamaSimulator from "./infrastructure/ollama/OllamaSimulator.js"
 import * as SqliteCheckpointStore from "./infrastructure/persistence/SqliteCheckpointStore.js"
 import * as NodeProcessRunner from "./infrastructure/process/NodeProcessRunner.js"
+import * as Timeouts from "./infrastructure/resilience/Timeouts.js"
+import { Prometheus } from "./infrastructure/telemetry/Prometheus.js"
+import * as PrometheusLive from "./infrastructure/telemetry/Prometheus.js"
+import { ResourceMonitor } from "./infrastructure/telemetry/ResourceMonitor.js"
+import * as ResourceMonitorLive from "./infrastructure/telemetry/ResourceMonitor.js"
 import * as InMemoryToolRegistry from "./infrastructure/tools/InMemoryToolRegistry.js"
 
-const calls = [
-  toolCall("c1", "weather", { city: "Lisbon" }),
-  toolCall("c2", "search", { query: "circuit" }),
-  toolCall("c3", "translate", { text: "hello there world", to: "fr" }),
-  toolCall("c4", "weather", { city: "" })
-]
-
-const timed = <A, E, R>(label: string, self: Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    const result = yield* self
-    const elapsed = (yield* Clock.currentTimeMillis) - start
-    yield* Console.log(`${label.padEnd(12)} ${String(elapsed).padStart(5)} ms`)
-    return result
-  })
-
-const demo = Effect.gen(function*() {
-  const executor = yield* ToolExecutor
-  yield* Console.log("Loom executor demo: 4 tool calls (one with invalid input)\n")
-  yield* timed("sequential", Effect.forEach(calls, (call) => executor.execute(call)))
-  const results = yield* timed("parallel", executor.executeParallel(calls, { concurrency: 4 }))
-  const graph = yield* ToolGraph.make([
-    { id: "find", tool: "search", input: { query: "*", limit: 2 } },
-    { id: "weather", tool: "weather", input: { city: "Paris" } },
-    {
-      id: "say",
-      tool: "translate",
-      dependsOn: ["find", "weather"],
-      inputFrom: (outputs) => ({ text: `${outputs["find"]} ${JSON.stringify(outputs["weather"])}`, to: "de" })
-    }
-  ])
-  const graphResults = yield* timed("graph", executor.executeGraph(graph))
-  yield* Console.log("\nparallel results:")
-  for (const result of results) {
-    yield* Console.log(
-      `  ${result.callId} ${result.tool.padEnd(9)} ${result.status.padEnd(9)} ${
-        JSON.stringify(result.output ?? result.error)
-      }`
-    )
-  }
-  yield* Console.log("graph results:")
-  for (const result of graphResults) {
-    yield* Console.log(`  ${result.callId.padEnd(8)} ${result.status.padEnd(9)} ${JSON.stringify(result.output)}`)
-  }
-})
-
-/** The coding workflow on the simulator: each finished node, then the verdict. */
-const coding = Effect.gen(function*() {
-  const engine = yield* WorkflowEngine
-  const graph = yield* CodingWorkflow.make({ model: "qwen2.5-coder", maxAttempts: 3 })
-  yield* Console.log("\nCoding workflow on the Ollama simulator (checkpointed to SQLite):\n")
-  yield* engine.run(graph, CodingWorkflow.initial("Write a function add(a, b) that returns the sum")).pipe(
-    Stream.runForEach((event) => {
-      switch (event._tag) {
-        case "NodeFinished": {
-          const update = event.update as { readonly report?: RunTests.TestReport }
-          const verdict = update.report ? (update.report.passed ? "  tests pass" : "  tests FAIL") : ""
-          return Console.log(`  step ${String(event.step).padStart(2)}  ${event.node.padEnd(12)}${verdict}`)
-        }
-        case "WorkflowFinished":
-          return Console.log(`\n  review: ${(event.state as CodingWorkflow.CodingState).review.split("\n")[0]}`)
-        case "WorkflowFailed":
-          return Console.log(`\n  failed: ${event.error.message}`)
-        default:
-          return Effect.void
-      }
-    })
+const positive = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a whole number of 1 or more", validation: (n) => n >= 1 }),
+    Config.withDefault(fallback)
   )
-})
 
-const Simulated = Layer.unwrapScoped(
-  Effect.map(
-    OllamaSimulator.make({ script: codingScript }),
-    (simulator) => OllamaLanguageModel.layer({ hosts: [simulator.url] })
-  )
-)
-
-/** Local tools, plus the tools of the MCP servers in LOOM_MCP_CONFIG (if set). */
-const Registry = McpConnector.registryLayer.pipe(
-  Layer.provide(InMemoryToolRegistry.layer([...DemoTools.all, ...CpuTools.all, RunTests.tool])),
-  Layer.provide(McpConnector.layerConfig)
-)
-
-const MainLive = Layer.mergeAll(
-  ToolExecutor.layer({}).pipe(
-    Layer.provide(Registry),
-    Layer.provide(Layer.merge(NodeProcessRunner.layerConfig, NodeCpuRunner.layerConfig))
+/** The service's own settings; an invalid one stops start-up with its variable named. */
+const ServiceConfig = Config.all({
+  host: Config.string("LOOM_HOST").pipe(Config.withDefault("127.0.0.1")),
+  port: Config.integer("LOOM_PORT").pipe(
+    Config.validate({ message: "must be a port number (0-65535)", validation: (n) => n >= 0 && n <= 65535 }),
+    Config.withDefault(8080)
   ),
-  WorkflowEngine.Default.pipe(Layer.provide(SqliteCheckpointStore.layerConfig)),
-  Simulated,
-  Registry
+  llm: Config.literal("ollama", "simulator")("LOOM_LLM").pipe(Config.withDefault("ollama" as const)),
+  simulatorLatency: Config.option(Config.duration("LOOM_SIMULATOR_LATENCY")),
+  maxRuns: positive("LOOM_MAX_RUNS", 16),
+  maxBodyBytes: positive("LOOM_MAX_BODY_BYTES", 1024 * 1024),
+  codingModel: Config.string("LOOM_CODING_MODEL").pipe(Config.withDefault("qwen2.5-coder")),
+  agentModel: Config.string("LOOM_AGENT_MODEL").pipe(Config.withDefault("llama3.2"))
+})
+
+const localTools = [...DemoTools.all, ...CpuTools.all, RunTests.tool]
+
+/** The agent `agent` runs may name. */
+const assistant = (model: string): Agent => ({
+  name: "assistant",
+  model,
+  systemPrompt: "You are Loom's assistant. Use the tools when they help, then answer briefly.",
+  tools: localTools.map((tool) => tool.name),
+  maxSteps: 6
+})
+
+const Language = Layer.unwrapScoped(Effect.gen(function*() {
+  const config = yield* ServiceConfig
+  if (config.llm === "ollama") return OllamaLanguageModel.layerConfig
+  const simulator = yield* OllamaSimulator.make({ script: codingScript })
+  if (Option.isSome(config.simulatorLatency)) simulator.setFaults("chat", { latency: config.simulatorLatency.value })
+  yield* Effect.logInfo(`LOOM_LLM=simulator: the built-in Ollama simulator answers at ${simulator.url}`)
+  return OllamaLanguageModel.layer({ hosts: [simulator.url] })
+}))
+
+const Registry = McpConnector.registryLayer.pipe(
+  Layer.provide(InMemoryToolRegistry.layer(localTools)),
+  Layer.provideMerge(McpConnector.layerConfig)
 )
 
-/** `--mcp-stdio`: serve Loom's tools to an MCP client on stdin/stdout (nothing else may print there). */
-const mcpStdio = Effect.flatMap(LoomMcpServer.make, (server) => server.serveStdio).pipe(Effect.scoped)
+const Runners = Layer.merge(NodeProcessRunner.layerConfig, NodeCpuRunner.layerConfig)
 
-const main: Effect.Effect<void, InvalidGraph, ToolRegistry | ToolExecutor | WorkflowEngine | LanguageModel> =
-  process.argv
-      .includes("--mcp-stdio")
-    ? mcpStdio
-    : Effect.zipRight(demo, coding)
+const Executor = ToolExecutor.layer({}).pipe(Layer.provideMerge(Registry), Layer.provideMerge(Runners))
 
-main.pipe(Effect.provide(MainLive), NodeRuntime.runMain)
+const Store = SqliteCheckpointStore.layerConfig
+
+/** The runs: the coding workflow and the assistant agent; runs cut off by the last shutdown resume. */
+const Runs = Layer.scoped(
+  RunManager,
+  Effect.gen(function*() {
+    const config = yield* ServiceConfig
+    const engine = yield* WorkflowEngine
+    const agent = assistant(config.agentModel)
+    const coding = yield* CodingWorkflow.make({ model: config.codingModel })
+    const agents = yield* AgentWorkflow.make(new Map([[agent.name, agent]]))
+    const manager = yield* RunManagerLive.make({
+      kinds: new Map([
+        ["coding", runKind(engine, coding, (_, input) => CodingWorkflow.initial(input))],
+        ["agent", runKind(engine, agents, AgentWorkflow.initial)]
+      ]),
+      agents: new Set([agent.name]),
+      maxRuns: config.maxRuns
+    })
+    const resumed = yield* manager.resumeCutOff
+    if (resumed > 0) yield* Effect.logInfo(`resumed ${resumed} run(s) cut off by the last shutdown`)
+    return manager
+  }).pipe(Effect.orDie)
+)
+
+/** What /health/ready reports, each check bounded so one stuck dependency cannot hang it. */
+const Checks = Layer.effect(
+  Handlers.HealthChecks,
+  Effect.gen(function*() {
+    const store = yield* CheckpointStore
+    const llm = yield* LanguageModel
+    const mcp = yield* McpConnector
+    const cpu = yield* CpuRunner
+    const processes = yield* ProcessRunner
+    const monitor = yield* ResourceMonitor
+    const runs = yield* RunManager
+    const bounded = (check: Effect.Effect<Handlers.Check>) =>
+      check.pipe(
+        Effect.timeoutTo({
+          duration: "2 seconds",
+          onSuccess: (result) => result,
+          onTimeout: () => ({ status: "down" as const, detail: "no answer within 2 s" })
+        })
+      )
+    const ok = (detail: unknown): Handlers.Check => ({ status: "ok", detail })
+    return [
+      ["database", bounded(Effect.map(store.listRuns, (all) => ok({ runs: all.length })))],
+      [
+        "llm",
+        bounded(llm.models.pipe(
+          Effect.map((models) => ok({ models: models.map((m) => `${m.name}@${m.host}`) })),
+          Effect.catchAll((error) => Effect.succeed({ status: "down" as const, detail: error.message }))
+        ))
+      ],
+      [
+        "mcp",
+        bounded(Effect.map(mcp.status, (servers) => ({
+          status: servers.every((s) => s.status === "connected") ? "ok" as const : "degraded" as const,
+          detail: servers
+        })))
+      ],
+      ["cpu_pool", bounded(Effect.map(cpu.stats, ok))],
+      ["processes", bounded(Effect.map(processes.running, (running) => ok({ running })))],
+      ["runs", bounded(Effect.map(runs.running, (running) => ok({ running })))],
+      ["resources", bounded(Effect.map(monitor.snapshot, ok))]
+    ] as const
+  })
+)
+
+const Metrics = Layer.effect(Handlers.MetricsText, Effect.map(Prometheus, (p) => p.scrape))
+
+const Listener = Layer.unwrapEffect(
+  Effect.map(ServiceConfig, (config) => NodeHttpServer.layer(createServer, { host: config.host, port: config.port }))
+)
+
+const Http = Layer.unwrapEffect(
+  Effect.map(
+    ServiceConfig,
+    (config) =>
+      HttpApiBuilder.serve(Middleware.make({ maxBodyBytes: config.maxBodyBytes, retryAfterSeconds: 1 })).pipe(
+        Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+        Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+        Layer.provide(Handlers.layer)
+      )
+  )
+).pipe(Layer.provide(Listener))
+
+/** Says where the service listens, and whether the LLM answers. */
+const Banner = Layer.effectDiscard(Effect.gen(function*() {
+  const server = yield* HttpServer.HttpServer
+  const llm = yield* LanguageModel
+  const address = server.address._tag === "TcpAddress" ? `http://${server.address.hostname}:${server.address.port}` : ""
+  yield* Console.log(`Loom listening on ${address} (docs at ${address}/docs)`)
+  yield* llm.models.pipe(
+    Effect.timeout("3 seconds"),
+    Effect.tap(() => Effect.logInfo("LLM reachable")),
+    Effect.catchAll((error) =>
+      Effect.logWarning(
+        `No Ollama reachable (${error.message}); the service runs without it. Set OLLAMA_HOSTS, or LOOM_LLM=simulator to try Loom offline.`
+      )
+    )
+  )
+}))
+
+const Infrastructure = Layer.mergeAll(
+  Store,
+  Language,
+  ResourceMonitorLive.layer(),
+  PrometheusLive.layer,
+  Timeouts.Timeouts.layerConfig
+)
+
+const Application = Layer.mergeAll(AgentRuntime.Default, WorkflowEngine.Default).pipe(
+  Layer.provideMerge(Executor)
+)
+
+const Service = Layer.mergeAll(Http, Banner.pipe(Layer.provide(Listener))).pipe(
+  Layer.provide(Layer.mergeAll(Checks, Metrics)),
+  Layer.provideMerge(Runs),
+  Layer.provideMerge(Application),
+  Layer.provideMerge(Infrastructure)
+)
+
+/** `--mcp-stdio`: Loom's tools for an MCP client on stdin/stdout (nothing else may print there). */
+const McpStdio = Layer.scopedDiscard(Effect.flatMap(LoomMcpServer.make, (server) => server.serveStdio)).pipe(
+  Layer.provide(Executor),
+  Layer.provide(Timeouts.Timeouts.layerConfig)
+)
+
+const Main = process.argv.includes("--mcp-stdio") ? McpStdio : Service
+
+Main.pipe(Layer.launch, NodeRuntime.runMain)

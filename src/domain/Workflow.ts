@@ -8,7 +8,7 @@ import { Schema } from "effect"
 export const ThreadId = Schema.NonEmptyString.pipe(Schema.brand("ThreadId"))
 export type ThreadId = typeof ThreadId.Type
 
-export const RunStatus = Schema.Literal("running", "finished", "failed", "interrupted")
+export const RunStatus = Schema.Literal("running", "finished", "failed", "interrupted", "cancelled")
 export type RunStatus = typeof RunStatus.Type
 
 /** The run went past its graph's step limit. */

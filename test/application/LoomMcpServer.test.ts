@@ -7,6 +7,7 @@ import * as os from "node:os"
 import * as DemoTools from "../../src/application/demo/DemoTools.js"
 import * as LoomMcpServer from "../../src/application/LoomMcpServer.js"
 import { ToolExecutor } from "../../src/application/ToolExecutor.js"
+import type { ToolHandlerError } from "../../src/domain/Errors.js"
 import * as Tool from "../../src/domain/Tool.js"
 import { ToolRegistry } from "../../src/domain/ToolRegistry.js"
 import { HttpServer } from "../../src/infrastructure/mcp/McpConfig.js"
@@ -83,7 +84,8 @@ describe("Loom as an MCP server over streamable HTTP", () => {
         assert.deepStrictEqual((output as { content: Array<{ text: string }> }).content[0]?.text, "\"here\"")
         // an isError reply becomes the tool's typed failure
         const weather = yield* connector.get("loom.weather")
-        const refused = yield* Effect.flip(weather.kind === "io" ? weather.handler({ city: 3 }) : Effect.die("not io"))
+        if (weather.kind !== "io") return yield* Effect.die("not an io tool")
+        const refused = yield* Effect.flip(weather.handler({ city: 3 }) as Effect.Effect<void, ToolHandlerError>)
         assert.strictEqual(refused._tag, "ToolFailed")
         assert.include(refused.message, "InvalidToolInput")
       }).pipe(Effect.scoped, Effect.provide(services)),

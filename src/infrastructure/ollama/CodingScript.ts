@@ -2,9 +2,11 @@
  * Plausible replies for the coding workflow, so it runs end to end on the simulator
  * (tests, and the offline demo). The roles are recognised by the system prompt's
  * opening ("You are the planner", ...). The first solution has a bug, so the run shows
- * the runner sending work back to the coder; the reviewer reads the test verdict.
+ * the runner sending work back to the coder; the reviewer reads the test verdict. Any
+ * other conversation gets the simulator's default script.
  */
 import type { SimChatRequest, SimReply } from "./OllamaSimulator.js"
+import { defaultScript } from "./OllamaSimulator.js"
 
 const tests = `\`\`\`js
 import { test } from "node:test"
@@ -43,5 +45,5 @@ export const codingScript = (request: SimChatRequest): SimReply => {
         : "REJECTED\nThe tests still fail."
     }
   }
-  return { content: `echo: ${user}` }
+  return defaultScript(request)
 }

@@ -1,0 +1,166 @@
+/**
+ * The runs a service holds: each started run is a fiber in a FiberMap owned by the
+ * service's scope, so it outlives the request that started it (a client that
+ * disconnects cancels nothing) and is interrupted, checkpointed and marked
+ * `interrupted` when the service shuts down. On start-up every run that was cut off is
+ * resumed. At most `maxRuns` run at once; more are refused with QueueFull.
+ */
+import type { Duration } from "effect"
+import { Context, Deferred, Effect, FiberMap, Layer, Option, Schema, Stream } from "effect"
+import * as Crypto from "node:crypto"
+import { CheckpointStore } from "../domain/CheckpointStore.js"
+import type { StoredEvent } from "../domain/CheckpointStore.js"
+import { QueueFull } from "../domain/Errors.js"
+import type { CheckpointCorrupt, RunRecord, WorkflowEvent } from "../domain/Workflow.js"
+import { RunExists, RunNotFound, ThreadId } from "../domain/Workflow.js"
+import type { Graph } from "./Workflow.js"
+import type { WorkflowEngine } from "./WorkflowEngine.js"
+
+/** A kind of run the service offers: how to start one from an input text, and how to resume one. */
+export interface RunKind {
+  readonly run: (threadId: ThreadId, name: string, input: string) => Stream.Stream<WorkflowEvent>
+  readonly resume: (threadId: ThreadId) => Stream.Stream<WorkflowEvent>
+}
+
+/** A run kind over `graph`, whose first state `initial` makes from the request. */
+export const runKind = <S, I>(
+  engine: WorkflowEngine,
+  graph: Graph<S, I>,
+  initial: (name: string, input: string) => S
+): RunKind => ({
+  run: (threadId, name, input) => engine.run(graph, initial(name, input), { threadId }),
+  resume: (threadId) => engine.resume(graph, threadId)
+})
+
+export const RunRequest = Schema.Struct({
+  kind: Schema.Literal("workflow", "agent"),
+  /** The workflow (`coding`) or the agent (`assistant`) to run. */
+  name: Schema.NonEmptyString,
+  input: Schema.String,
+  threadId: Schema.optional(Schema.NonEmptyString)
+})
+export type RunRequest = typeof RunRequest.Type
+
+/** The request names a workflow or agent the service does not have. */
+export class UnknownRunKind extends Schema.TaggedError<UnknownRunKind>()("UnknownRunKind", {
+  kind: Schema.String,
+  name: Schema.String,
+  message: Schema.String
+}) {}
+
+export interface Options {
+  /** Graphs by workflow name (`agent` runs use the graph named `agent`). */
+  readonly kinds: ReadonlyMap<string, RunKind>
+  /** Agents that `agent` runs may name. */
+  readonly agents: ReadonlySet<string>
+  readonly maxRuns: number
+  /** How often a followed run's new events are read from the store. */
+  readonly followEvery?: Duration.DurationInput
+}
+
+const terminal = (event: WorkflowEvent) => event._tag === "WorkflowFinished" || event._tag === "WorkflowFailed"
+const ended = (run: RunRecord) => run.status !== "running"
+
+export const make = (options: Options) =>
+  Effect.gen(function*() {
+    const store = yield* CheckpointStore
+    const runs = yield* FiberMap.make<string>()
+
+    /** Runs `events` in the background; resolves once the run has begun (or failed to). */
+    const launch = (threadId: string, events: Stream.Stream<WorkflowEvent>) =>
+      Effect.gen(function*() {
+        const begun = yield* Deferred.make<WorkflowEvent | undefined>()
+        yield* FiberMap.run(
+          runs,
+          threadId,
+          events.pipe(
+            Stream.tap((event) => Deferred.succeed(begun, event)),
+            Stream.runDrain,
+            Effect.ensuring(Deferred.succeed(begun, undefined))
+          )
+        )
+        return yield* Deferred.await(begun)
+      })
+
+    const kindOf = (request: RunRequest) => {
+      const workflow = request.kind === "agent" ? "agent" : request.name
+      const kind = options.kinds.get(workflow)
+      return kind === undefined || (request.kind === "agent" && !options.agents.has(request.name))
+        ? Effect.fail(
+          new UnknownRunKind({
+            kind: request.kind,
+            name: request.name,
+            message: `no ${request.kind} named ${request.name}`
+          })
+        )
+        : Effect.succeed(kind)
+    }
+
+    const start = (request: RunRequest): Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists> =>
+      Effect.gen(function*() {
+        const kind = yield* kindOf(request)
+        if ((yield* FiberMap.size(runs)) >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
+        const threadId = ThreadId.make(request.threadId ?? Crypto.randomUUID())
+        const first = yield* launch(threadId, kind.run(threadId, request.name, request.input))
+        if (first?._tag === "WorkflowFailed" && first.error._tag === "RunExists") return yield* first.error
+        return threadId
+      }).pipe(Effect.withSpan("RunManager.start", { captureStackTrace: false }))
+
+    const get = (id: string) => store.getRun(ThreadId.make(id))
+
+    /** Stops a run; it stays `cancelled` (a restart does not resume it). */
+    const cancel = (id: string): Effect.Effect<RunRecord, RunNotFound> =>
+      Effect.gen(function*() {
+        const threadId = ThreadId.make(id)
+        const run = yield* store.getRun(threadId)
+        if (ended(run) && run.status !== "interrupted") return run
+        yield* FiberMap.remove(runs, id)
+        yield* store.setStatus(threadId, "cancelled", [])
+        return yield* store.getRun(threadId)
+      })
+
+    /** A run's stored events, then its new ones as they are saved, until it ends. */
+    const follow = (id: string): Stream.Stream<StoredEvent, RunNotFound | CheckpointCorrupt> => {
+      const threadId = ThreadId.make(id)
+      const poll = (after: number) => Effect.zip(store.events(threadId, after), store.getRun(threadId))
+      return Stream.paginateEffect({ after: 0 }, (cursor) =>
+        Effect.gen(function*() {
+          const [events, run] = yield* poll(cursor.after)
+          const last = events[events.length - 1]
+          const finished = events.some((e) => terminal(e.event)) || (events.length === 0 && ended(run))
+          const next = { after: last?.seq ?? cursor.after }
+          if (finished) return [events, Option.none()] as const
+          if (events.length === 0) yield* Effect.sleep(options.followEvery ?? "100 millis")
+          return [events, Option.some(next)] as const
+        })).pipe(Stream.flattenIterables)
+    }
+
+    /** Picks up every run that a shutdown or a crash cut off. */
+    const resumeCutOff = Effect.gen(function*() {
+      const all = yield* store.listRuns
+      const cutOff = all.filter((run) => run.status === "running" || run.status === "interrupted")
+      for (const run of cutOff) {
+        const kind = options.kinds.get(run.workflow)
+        if (kind === undefined) continue
+        yield* Effect.logInfo(`resuming run ${run.threadId} (${run.workflow}) from step ${run.step}`)
+        yield* launch(run.threadId, kind.resume(run.threadId))
+      }
+      return cutOff.length
+    })
+
+    return {
+      start,
+      get,
+      list: store.listRuns,
+      cancel,
+      follow,
+      resumeCutOff,
+      running: FiberMap.size(runs)
+    } as const
+  })
+
+export type Service = Effect.Effect.Success<ReturnType<typeof make>>
+
+export class RunManager extends Context.Tag("loom/RunManager")<RunManager, Service>() {
+  static readonly layer = (options: Options) => Layer.scoped(RunManager, make(options))
+}

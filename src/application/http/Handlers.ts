@@ -1,0 +1,118 @@
+/**
+ * The handlers of the HTTP API. Run events go out as Server-Sent Events: the stored
+ * history first, then each new event as it is saved, until the run ends; a client
+ * that goes away stops only its own stream.
+ */
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Context, Effect, Layer, Schema, Stream } from "effect"
+import { toolSpec } from "../../domain/Chat.js"
+import { ToolName } from "../../domain/Tool.js"
+import { ToolCall, ToolCallId } from "../../domain/ToolCall.js"
+import { ToolRegistry } from "../../domain/ToolRegistry.js"
+import { ThreadId, WorkflowEvent } from "../../domain/Workflow.js"
+import { RunManager } from "../RunManager.js"
+import { ToolExecutor } from "../ToolExecutor.js"
+import * as ToolGraph from "../ToolGraph.js"
+import { InvalidGraphRequest, LoomApi } from "./Api.js"
+
+/** The metrics in Prometheus text format (main.ts wires the exporter in). */
+export class MetricsText extends Context.Tag("loom/MetricsText")<MetricsText, Effect.Effect<string>>() {}
+
+export interface Check {
+  readonly status: "ok" | "degraded" | "down"
+  readonly detail: unknown
+}
+
+/** Named readiness checks (pools, breakers, LLM hosts, MCP servers, database), supplied by main.ts. */
+export class HealthChecks
+  extends Context.Tag("loom/HealthChecks")<HealthChecks, ReadonlyArray<readonly [string, Effect.Effect<Check>]>>()
+{}
+
+const encodeEvent = Schema.encodeSync(WorkflowEvent)
+const encoder = new TextEncoder()
+
+const RunsLive = HttpApiBuilder.group(LoomApi, "runs", (handlers) =>
+  Effect.gen(function*() {
+    const runs = yield* RunManager
+    return handlers
+      .handle("start", ({ payload }) => Effect.map(runs.start(payload), (threadId) => ({ threadId })))
+      .handle("list", () => runs.list)
+      .handle("get", ({ path }) => runs.get(path.id))
+      .handle("cancel", ({ path }) => runs.cancel(path.id))
+      .handleRaw("events", ({ path }) =>
+        Effect.gen(function*() {
+          yield* runs.get(ThreadId.make(path.id))
+          const body = runs.follow(path.id).pipe(
+            Stream.map((stored) =>
+              encoder.encode(
+                `id: ${stored.seq}\nevent: ${stored.event._tag}\ndata: ${JSON.stringify(encodeEvent(stored.event))}\n\n`
+              )
+            ),
+            Stream.catchAll(() => Stream.empty)
+          )
+          return HttpServerResponse.stream(body, {
+            contentType: "text/event-stream",
+            headers: { "cache-control": "no-cache", connection: "keep-alive" }
+          })
+        }))
+  }))
+
+const ToolsLive = HttpApiBuilder.group(LoomApi, "tools", (handlers) =>
+  Effect.gen(function*() {
+    const registry = yield* ToolRegistry
+    const executor = yield* ToolExecutor
+    const call = (spec: { readonly id: string; readonly tool: string; readonly input: unknown }) =>
+      new ToolCall({ id: ToolCallId.make(spec.id), tool: toolName(spec.tool), input: spec.input }, true)
+    return handlers
+      .handle("list", () =>
+        Effect.map(registry.list, (tools) =>
+          tools.map((tool) => {
+            const spec = toolSpec(tool)
+            return { name: spec.name, description: spec.description, kind: tool.kind, parameters: spec.parameters }
+          })))
+      .handle("execute", ({ payload }) => {
+        const options = payload.concurrency === undefined ? {} : { concurrency: payload.concurrency }
+        switch (payload.mode) {
+          case "parallel":
+            return Effect.map(executor.executeParallel(payload.calls.map(call), options), (results) => ({ results }))
+          case "sequential":
+            return Effect.map(executor.executeSequential(payload.calls.map(call), options), ({ results }) => ({
+              results
+            }))
+          case "graph":
+            return ToolGraph.make(payload.nodes).pipe(
+              Effect.mapError((error) => new InvalidGraphRequest({ message: error.message, nodes: error.nodes })),
+              Effect.flatMap((graph) => executor.executeGraph(graph, options)),
+              Effect.map((results) => ({ results }))
+            )
+          case "batch":
+            return Effect.map(executor.executeBatch(payload.tool, payload.inputs, options), (results) => ({ results }))
+        }
+      })
+  }))
+
+/** A name that is not a valid tool name still reaches the executor, which reports it unknown. */
+const isToolName = Schema.is(ToolName)
+const toolName = (name: string) => isToolName(name) ? name : ToolName.make("invalid-tool-name")
+
+const HealthLive = HttpApiBuilder.group(LoomApi, "health", (handlers) =>
+  Effect.gen(function*() {
+    const checks = yield* HealthChecks
+    const metrics = yield* MetricsText
+    return handlers
+      .handle("live", () => Effect.succeed({ status: "ok" as const }))
+      .handle("ready", () =>
+        Effect.map(
+          Effect.forEach(checks, ([name, check]) => Effect.map(check, (result) => [name, result] as const), {
+            concurrency: "unbounded"
+          }),
+          (results) => ({
+            ready: results.every(([name, result]) => name !== "database" || result.status !== "down"),
+            checks: Object.fromEntries(results)
+          })
+        ))
+      .handle("metrics", () => metrics)
+  }))
+
+/** Every handler; needs the RunManager, ToolRegistry, ToolExecutor, HealthChecks and MetricsText. */
+export const layer = HttpApiBuilder.api(LoomApi).pipe(Layer.provide([RunsLive, ToolsLive, HealthLive]))

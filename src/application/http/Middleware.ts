@@ -1,0 +1,46 @@
+/**
+ * What every request passes through: a body-size limit (413 before the body is read),
+ * Retry-After on 429 and 503, and request metrics by route, method and status. Errors
+ * never carry stack traces to clients: HttpApi answers defects with a bare 500.
+ */
+import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Clock, Effect, Metric, MetricBoundaries } from "effect"
+import * as MetricTags from "../../infrastructure/resilience/MetricTags.js"
+
+export const httpRequests = Metric.counter("loom_http_requests", {
+  description: "HTTP requests by route, method and status",
+  incremental: true
+})
+export const httpDuration = Metric.histogram(
+  "loom_http_request_duration_ms",
+  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
+  "HTTP request duration in milliseconds"
+)
+
+/** The route a path belongs to, with run ids folded, so series stay few. */
+export const routeOf = (path: string): string =>
+  path.replace(/^\/v1\/runs\/[^/]+/, "/v1/runs/:id").split("?")[0] ?? path
+
+export const make = (options: { readonly maxBodyBytes: number; readonly retryAfterSeconds: number }) =>
+  HttpMiddleware.make((app) =>
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const started = yield* Clock.currentTimeMillis
+      const length = Number(request.headers["content-length"] ?? 0)
+      const response = length > options.maxBodyBytes
+        ? HttpServerResponse.unsafeJson(
+          { _tag: "PayloadTooLarge", message: `request body over ${options.maxBodyBytes} bytes` },
+          { status: 413 }
+        )
+        : yield* app
+      const finished = yield* Clock.currentTimeMillis
+      const route = routeOf(request.url)
+      yield* Metric.increment(
+        MetricTags.tagged(httpRequests, { route, method: request.method, status: String(response.status) })
+      )
+      yield* Metric.update(MetricTags.tagged(httpDuration, { route }), finished - started)
+      return response.status === 429 || response.status === 503
+        ? HttpServerResponse.setHeader(response, "retry-after", String(options.retryAfterSeconds))
+        : response
+    })
+  )
