@@ -10,7 +10,7 @@
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Config, Console, Effect, Layer, Option } from "effect"
+import { Config, Console, Effect, Layer, Logger, Option } from "effect"
 import { createServer } from "node:http"
 import { AgentRuntime } from "./application/AgentRuntime.js"
 import * as DemoTools from "./application/demo/DemoTools.js"
@@ -220,7 +220,8 @@ const Service = Layer.mergeAll(Http, Banner.pipe(Layer.provide(Listener))).pipe(
 /** `--mcp-stdio`: Loom's tools for an MCP client on stdin/stdout (nothing else may print there). */
 const McpStdio = Layer.scopedDiscard(Effect.flatMap(LoomMcpServer.make, (server) => server.serveStdio)).pipe(
   Layer.provide(Executor),
-  Layer.provide(Timeouts.Timeouts.layerConfig)
+  Layer.provide(Timeouts.Timeouts.layerConfig),
+  Layer.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)))
 )
 
 const Main = process.argv.includes("--mcp-stdio") ? McpStdio : Service
