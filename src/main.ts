@@ -1,7 +1,10 @@
 /**
  * The composition root: typed Config -> adapters wired into the domain ports -> the
- * HTTP service (`npm start`). `LOOM_LLM=simulator` runs it against the built-in Ollama
- * simulator, offline. `--mcp-stdio` serves Loom's tools over MCP on stdio instead.
+ * HTTP service (`npm start`, `loom serve`). `LOOM_LLM=simulator` runs it against the
+ * built-in Ollama simulator, offline. `--mcp-stdio` serves Loom's tools over MCP on
+ * stdio instead. The CLI's other commands run here too, on the same layers:
+ * `loom tools` lists the tools, `loom run workflow|agent "<input>"` runs the coding
+ * workflow or the assistant agent in this process, showing its progress.
  *
  * Shutdown is the scopes closing in reverse on SIGTERM/SIGINT: the HTTP server stops
  * taking connections and finishes its requests, running workflows are interrupted
@@ -10,9 +13,10 @@
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Config, Console, Effect, Layer, Logger, Option } from "effect"
+import { Clock, Config, Console, Data, Effect, Layer, Logger, Option, Stream } from "effect"
 import { createServer } from "node:http"
 import { AgentRuntime } from "./application/AgentRuntime.js"
+import * as Progress from "./application/cli/Progress.js"
 import * as DemoTools from "./application/demo/DemoTools.js"
 import * as Handlers from "./application/http/Handlers.js"
 import * as Middleware from "./application/http/Middleware.js"
@@ -30,6 +34,7 @@ import { CheckpointStore } from "./domain/CheckpointStore.js"
 import { CpuRunner } from "./domain/Cpu.js"
 import { LanguageModel } from "./domain/LanguageModel.js"
 import { ProcessRunner } from "./domain/Process.js"
+import { ToolRegistry } from "./domain/ToolRegistry.js"
 import * as NodeCpuRunner from "./infrastructure/cpu/NodeCpuRunner.js"
 import { McpConnector } from "./infrastructure/mcp/McpConnector.js"
 import { codingScript } from "./infrastructure/ollama/CodingScript.js"
@@ -224,6 +229,47 @@ const McpStdio = Layer.scopedDiscard(Effect.flatMap(LoomMcpServer.make, (server)
   Layer.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)))
 )
 
-const Main = process.argv.includes("--mcp-stdio") ? McpStdio : Service
+/** `loom tools`: every tool, local and MCP. */
+const listTools = Effect.flatMap(ToolRegistry, (registry) => Effect.flatMap(registry.list, Progress.toolTable))
 
-Main.pipe(Layer.launch, NodeRuntime.runMain)
+/** `loom run workflow|agent "<input>"`: one run in this process, its progress as it goes. */
+const runOnce = (kind: string, input: string) =>
+  Effect.gen(function*() {
+    const config = yield* ServiceConfig
+    const since = yield* Clock.currentTimeMillis
+    if (kind === "agent") {
+      const runtime = yield* AgentRuntime
+      return yield* Stream.runForEach(runtime.run(assistant(config.agentModel), input), Progress.agentEvent(since))
+    }
+    if (kind !== "workflow") return yield* new UsageError({ message: `unknown run kind "${kind}"` })
+    const engine = yield* WorkflowEngine
+    const graph = yield* CodingWorkflow.make({ model: config.codingModel })
+    yield* Stream.runForEach(engine.run(graph, CodingWorkflow.initial(input)), Progress.workflowEvent(since))
+  })
+
+/** The command line was not one the CLI knows. */
+class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {
+  static readonly usage = `usage:
+  loom serve                          run the HTTP service (the default)
+  loom serve --mcp-stdio              serve Loom's tools over MCP on stdio
+  loom tools                          list the tools
+  loom run workflow "<task>"          run the coding workflow here, with progress
+  loom run agent "<question>"         run the assistant agent here, with progress`
+}
+
+const Local = Application.pipe(Layer.provideMerge(Infrastructure))
+
+const [command = "serve", ...rest] = process.argv.slice(2).filter((arg) => arg !== "--mcp-stdio")
+
+const main = command === "serve"
+  ? Layer.launch(process.argv.includes("--mcp-stdio") ? McpStdio : Service)
+  : command === "tools"
+  ? listTools.pipe(Effect.provide(Local))
+  : command === "run" && rest.length >= 2
+  ? runOnce(rest[0]!, rest.slice(1).join(" ")).pipe(Effect.provide(Local))
+  : Effect.zipRight(
+    Console.error(UsageError.usage),
+    Effect.fail(new UsageError({ message: `unknown command ${command}` }))
+  )
+
+main.pipe(NodeRuntime.runMain)

@@ -1,0 +1,66 @@
+/**
+ * The CLI's output: one line per step, tool call and result as a run goes, with the
+ * seconds since it began, so a long run shows where it is.
+ */
+import { Clock, Console, Effect } from "effect"
+import type { AgentEvent } from "../../domain/Agent.js"
+import type { ToolDefinition } from "../../domain/Tool.js"
+import type { WorkflowEvent } from "../../domain/Workflow.js"
+
+const elapsed = (since: number) =>
+  Effect.map(Clock.currentTimeMillis, (now) => `[${((now - since) / 1000).toFixed(1).padStart(5)}s]`)
+
+const line = (since: number, text: string) => Effect.flatMap(elapsed(since), (at) => Console.log(`${at} ${text}`))
+
+const short = (value: unknown, max = 100) => {
+  const text = typeof value === "string" ? value : JSON.stringify(value)
+  return text.length > max ? `${text.slice(0, max)}…` : text
+}
+
+export const workflowEvent = (since: number) => (event: WorkflowEvent) => {
+  switch (event._tag) {
+    case "NodeStarted":
+      return line(since, `step ${event.step}  ${event.node} …`)
+    case "NodeFinished":
+      return line(since, `step ${event.step}  ${event.node} done  ${short(event.update)}`)
+    case "CheckpointSaved":
+      return line(since, `checkpoint ${event.step}${event.next.length > 0 ? `, next: ${event.next.join(", ")}` : ""}`)
+    case "WorkflowFinished":
+      return line(since, `finished  ${short(event.state, 400)}`)
+    case "WorkflowFailed":
+      return line(since, `FAILED  ${event.error._tag}: ${event.error.message}`)
+    default:
+      return Effect.void
+  }
+}
+
+export const agentEvent = (since: number) => (event: AgentEvent) => {
+  switch (event._tag) {
+    case "StepStarted":
+      return line(since, `step ${event.step}`)
+    case "ToolCallsRequested":
+      return Effect.forEach(
+        event.calls,
+        (call) => line(since, `  calls ${call.tool} ${short(call.arguments)}`),
+        { discard: true }
+      )
+    case "ToolResult":
+      return line(
+        since,
+        `  ${event.result.tool} ${event.result.status} ${short(event.result.output ?? event.result.error?.message)}`
+      )
+    case "FinalAnswer":
+      return Effect.zipRight(line(since, "answer:"), Console.log(event.content))
+    case "Failed":
+      return line(since, `FAILED  ${event.error._tag}: ${event.error.message}`)
+    default:
+      return Effect.void
+  }
+}
+
+export const toolTable = (tools: ReadonlyArray<ToolDefinition>) =>
+  Effect.forEach(
+    tools,
+    (tool) => Console.log(`${tool.name.padEnd(36)} ${tool.kind.padEnd(8)} ${tool.description}`),
+    { discard: true }
+  )
