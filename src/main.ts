@@ -13,7 +13,7 @@
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Clock, Config, Console, Data, Effect, Layer, Logger, Option, Stream } from "effect"
+import { Clock, Config, Console, Data, Effect, Layer, Logger, Option, RuntimeFlags, Stream } from "effect"
 import { createServer } from "node:http"
 import { AgentRuntime } from "./application/AgentRuntime.js"
 import * as Progress from "./application/cli/Progress.js"
@@ -217,6 +217,8 @@ const Application = Layer.mergeAll(AgentRuntime.Default, WorkflowEngine.Default)
 
 const Service = Layer.mergeAll(Http, Banner.pipe(Layer.provide(Listener))).pipe(
   Layer.provide(Layer.mergeAll(Checks, Metrics)),
+  // fiber counts (effect_fiber_active, effect_fiber_started) for /metrics
+  Layer.provide(RuntimeFlags.enableRuntimeMetrics),
   Layer.provideMerge(Runs),
   Layer.provideMerge(Application),
   Layer.provideMerge(Infrastructure)

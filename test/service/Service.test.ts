@@ -95,6 +95,7 @@ describe("the service, started for real", () => {
       assert.isAbove(value(/^loom_http_requests_total\{/), 0)
       assert.match(metrics, /loom_process_memory_bytes/)
       assert.match(metrics, /loom_event_loop_lag_ms/)
+      assert.match(metrics, /effect_fiber_active/)
     }).pipe(Effect.scoped), 120_000)
 
   it.live(
