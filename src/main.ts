@@ -13,7 +13,20 @@
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Clock, Config, Console, Data, Effect, Layer, Logger, Option, RuntimeFlags, Stream } from "effect"
+import {
+  Clock,
+  Config,
+  Console,
+  Data,
+  Duration,
+  Effect,
+  Layer,
+  Logger,
+  Option,
+  RuntimeFlags,
+  Scope,
+  Stream
+} from "effect"
 import { createServer } from "node:http"
 import { AgentRuntime } from "./application/AgentRuntime.js"
 import * as Progress from "./application/cli/Progress.js"
@@ -263,8 +276,30 @@ const Local = Application.pipe(Layer.provideMerge(Infrastructure))
 
 const [command = "serve", ...rest] = process.argv.slice(2).filter((arg) => arg !== "--mcp-stdio")
 
+/**
+ * Runs `layer` until interrupted (SIGTERM, SIGINT), then closes it within
+ * `LOOM_SHUTDOWN_TIMEOUT`; past the deadline the process exits with the rest undone.
+ */
+const launchWithDeadline = <E>(layer: Layer.Layer<never, E>) =>
+  Effect.gen(function*() {
+    const deadline = yield* Config.duration("LOOM_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
+    return yield* Effect.acquireUseRelease(
+      Scope.make(),
+      (scope) => Effect.zipRight(Layer.buildWithScope(layer, scope), Effect.never),
+      (scope, exit) =>
+        Scope.close(scope, exit).pipe(
+          Effect.disconnect,
+          Effect.timeoutFail({ duration: deadline, onTimeout: () => "deadline" as const }),
+          Effect.catchAll(() => Effect.logWarning(`shutdown took longer than ${Duration.format(deadline)}; exiting`))
+        )
+    )
+  })
+
 const main = command === "serve"
-  ? Layer.launch(process.argv.includes("--mcp-stdio") ? McpStdio : Service)
+  ? process.argv.includes("--mcp-stdio")
+    // the stdio server ends when its client goes away, and the process with it
+    ? Effect.scoped(Layer.build(McpStdio))
+    : launchWithDeadline(Service)
   : command === "tools"
   ? listTools.pipe(Effect.provide(Local))
   : command === "run" && rest.length >= 2
