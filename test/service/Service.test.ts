@@ -139,15 +139,30 @@ describe("the service, started for real", () => {
     120_000
   )
 
-  it.live("a cancelled run stops and stays cancelled", () =>
-    Effect.gen(function*() {
-      const { url } = yield* service({ LOOM_DATA_DIR: scratchDir(), LOOM_SIMULATOR_LATENCY: "500 millis" })
-      const { threadId } = (yield* post(`${url}/v1/runs`, { kind: "workflow", name: "coding", input: "add" }))
-        .body as { threadId: string }
-      const cancelled = yield* post(`${url}/v1/runs/${threadId}/cancel`, {})
-      assert.strictEqual(cancelled.status, 200)
-      assert.strictEqual((cancelled.body as Run).status, "cancelled")
-    }).pipe(Effect.scoped), 120_000)
+  it.live(
+    "a full run queue answers 429 with Retry-After; a cancelled run stops and stays cancelled",
+    () =>
+      Effect.gen(function*() {
+        const { url } = yield* service({
+          LOOM_DATA_DIR: scratchDir(),
+          LOOM_SIMULATOR_LATENCY: "500 millis",
+          LOOM_MAX_RUNS: "1"
+        })
+        const { threadId } = (yield* post(`${url}/v1/runs`, { kind: "workflow", name: "coding", input: "add" }))
+          .body as { threadId: string }
+        const refused = yield* post(`${url}/v1/runs`, { kind: "agent", name: "assistant", input: "hi" })
+        assert.strictEqual(refused.status, 429)
+        assert.strictEqual(refused.headers.get("retry-after"), "1")
+        const cancelled = yield* post(`${url}/v1/runs/${threadId}/cancel`, {})
+        assert.strictEqual(cancelled.status, 200)
+        assert.strictEqual((cancelled.body as Run).status, "cancelled")
+        const events = eventsOf((yield* sse(`${url}/v1/runs/${threadId}/events`)).text)
+        assert.notInclude(events.map((e) => e.event), "WorkflowFinished")
+        const again = yield* post(`${url}/v1/runs`, { kind: "agent", name: "assistant", input: "hi" })
+        assert.strictEqual(again.status, 202)
+      }).pipe(Effect.scoped),
+    120_000
+  )
 
   it.live(
     "SIGTERM mid-run exits 0 with the run checkpointed; after a restart the run completes",

@@ -3,8 +3,8 @@
  * Retry-After on 429 and 503, and request metrics by route, method and status. Errors
  * never carry stack traces to clients: HttpApi answers defects with a bare 500.
  */
-import { HttpMiddleware, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, Effect, Metric, MetricBoundaries } from "effect"
+import { HttpApp, HttpMiddleware, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Cause, Clock, Effect, Metric, MetricBoundaries } from "effect"
 import * as MetricTags from "../../infrastructure/resilience/MetricTags.js"
 
 export const httpRequests = Metric.counter("loom_http_requests", {
@@ -25,6 +25,14 @@ export const make = (options: { readonly maxBodyBytes: number; readonly retryAft
   HttpMiddleware.make((app) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
+      // The last word on the response: an error reply is only final after the middleware has run.
+      yield* HttpApp.appendPreResponseHandler((_, response) =>
+        Effect.succeed(
+          response.status === 429 || response.status === 503
+            ? HttpServerResponse.setHeader(response, "retry-after", String(options.retryAfterSeconds))
+            : response
+        )
+      )
       const started = yield* Clock.currentTimeMillis
       const length = Number(request.headers["content-length"] ?? 0)
       const response = length > options.maxBodyBytes
@@ -32,15 +40,21 @@ export const make = (options: { readonly maxBodyBytes: number; readonly retryAft
           { _tag: "PayloadTooLarge", message: `request body over ${options.maxBodyBytes} bytes` },
           { status: 413 }
         )
-        : yield* app
+        // a handler's typed error becomes its response here, so it is counted and gets its headers too
+        : yield* app.pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.zipRight(
+              Cause.isDie(cause) ? Effect.logError("request failed", cause) : Effect.void,
+              Effect.map(HttpServerError.causeResponse(cause), ([response]) => response)
+            )
+          )
+        )
       const finished = yield* Clock.currentTimeMillis
       const route = routeOf(request.url)
       yield* Metric.increment(
         MetricTags.tagged(httpRequests, { route, method: request.method, status: String(response.status) })
       )
       yield* Metric.update(MetricTags.tagged(httpDuration, { route }), finished - started)
-      return response.status === 429 || response.status === 503
-        ? HttpServerResponse.setHeader(response, "retry-after", String(options.retryAfterSeconds))
-        : response
+      return response
     })
   )
