@@ -18,6 +18,7 @@ import {
   Config,
   Console,
   Data,
+  Deferred,
   Duration,
   Effect,
   Layer,
@@ -35,7 +36,7 @@ import * as Handlers from "./application/http/Handlers.js"
 import * as Middleware from "./application/http/Middleware.js"
 import * as LoomMcpServer from "./application/LoomMcpServer.js"
 import * as RunManagerLive from "./application/RunManager.js"
-import { runKind, RunManager } from "./application/RunManager.js"
+import { runKind, RunManager, ShuttingDown } from "./application/RunManager.js"
 import { ToolExecutor } from "./application/ToolExecutor.js"
 import * as CpuTools from "./application/tools/CpuTools.js"
 import { WorkflowEngine } from "./application/WorkflowEngine.js"
@@ -277,23 +278,41 @@ const Local = Application.pipe(Layer.provideMerge(Infrastructure))
 const [command = "serve", ...rest] = process.argv.slice(2).filter((arg) => arg !== "--mcp-stdio")
 
 /**
- * Runs `layer` until interrupted (SIGTERM, SIGINT), then closes it within
- * `LOOM_SHUTDOWN_TIMEOUT`; past the deadline the process exits with the rest undone.
+ * Runs `layer` until interrupted (SIGTERM, SIGINT), then shuts it down within
+ * `LOOM_SHUTDOWN_TIMEOUT` (default: the `shutdown` entry of the Timeouts table): first
+ * `ShuttingDown` is signalled (run-event streams end, so open connections let the
+ * server close), then the layers close in reverse. Past the deadline the process exits
+ * with a failure.
  */
 const launchWithDeadline = <E>(layer: Layer.Layer<never, E>) =>
   Effect.gen(function*() {
-    const deadline = yield* Config.duration("LOOM_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
+    const timeouts = yield* Timeouts.config
+    const deadline = yield* Config.duration("LOOM_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(timeouts.shutdown))
+    const signal = yield* Deferred.make<void>()
     return yield* Effect.acquireUseRelease(
       Scope.make(),
-      (scope) => Effect.zipRight(Layer.buildWithScope(layer, scope), Effect.never),
+      (scope) =>
+        Effect.zipRight(
+          Layer.buildWithScope(layer.pipe(Layer.provide(Layer.succeed(ShuttingDown, signal))), scope),
+          Effect.never
+        ),
       (scope, exit) =>
-        Scope.close(scope, exit).pipe(
+        Deferred.succeed(signal, undefined).pipe(
+          Effect.zipRight(Scope.close(scope, exit)),
           Effect.disconnect,
-          Effect.timeoutFail({ duration: deadline, onTimeout: () => "deadline" as const }),
-          Effect.catchAll(() => Effect.logWarning(`shutdown took longer than ${Duration.format(deadline)}; exiting`))
+          Effect.timeoutFail({ duration: deadline, onTimeout: () => new ShutdownTooSlow({ deadline }) }),
+          Effect.tapError((error) => Effect.logError(error.message)),
+          Effect.orDie
         )
     )
   })
+
+/** Shutting down took longer than allowed. */
+class ShutdownTooSlow extends Data.TaggedError("ShutdownTooSlow")<{ readonly deadline: Duration.Duration }> {
+  override get message() {
+    return `shutdown took longer than ${Duration.format(this.deadline)}; exiting with work left undone`
+  }
+}
 
 const main = command === "serve"
   ? process.argv.includes("--mcp-stdio")

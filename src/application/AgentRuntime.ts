@@ -9,9 +9,10 @@
  * does not fail. Interrupting its consumer interrupts the run: the LLM request is
  * aborted and every running tool is interrupted.
  */
-import { Chunk, Effect, Option, Queue, Schema, Stream } from "effect"
+import { Cause, Chunk, Effect, Option, Queue, Schema, Stream } from "effect"
 import type { Agent, AgentError, AgentEvent } from "../domain/Agent.js"
 import {
+  AgentCrashed,
   Failed,
   FinalAnswer,
   LlmToken,
@@ -26,6 +27,7 @@ import type { ChatResponse, LlmToolCall, ToolSpec as ChatToolSpec } from "../dom
 import { ChatMessage, ChatRequest, toolSpec } from "../domain/Chat.js"
 import { ToolNotFound } from "../domain/Errors.js"
 import { LanguageModel } from "../domain/LanguageModel.js"
+import { LlmBadResponse } from "../domain/LlmErrors.js"
 import type { ToolDefinition } from "../domain/Tool.js"
 import { ToolName } from "../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../domain/ToolCall.js"
@@ -88,7 +90,13 @@ export const make = Effect.gen(function*() {
           chunk._tag === "Delta"
             ? Effect.as(emit(new LlmToken({ step, content: chunk.content })), done)
             : Effect.succeed(Option.some(chunk.response))),
-        Effect.map(Option.getOrThrow)
+        Effect.flatMap(Option.match({
+          onNone: () =>
+            Effect.fail(
+              new LlmBadResponse({ host: "", message: "the chat stream ended without a final message", raw: "" })
+            ),
+          onSome: Effect.succeed
+        }))
       )
       : llm.chat(request)
 
@@ -140,6 +148,17 @@ export const make = Effect.gen(function*() {
         : Timeouts.within(`agent:${agent.name}`, agent.deadline)(loop(agent, input, emit))
       yield* bounded.pipe(
         Effect.catchAll((error) => emit(new Failed({ error }))),
+        // A defect still ends the stream with `Failed`, so the consumer never waits forever.
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.zipRight(
+            Effect.logError(`agent ${agent.name} crashed`, cause),
+            emit(
+              new Failed({
+                error: new AgentCrashed({ agent: agent.name, message: Cause.pretty(cause).split("\n")[0] ?? "defect" })
+              })
+            )
+          )
+        ),
         Effect.withSpan("AgentRuntime.run", { attributes: { "loom.agent": agent.name }, captureStackTrace: false }),
         Effect.forkScoped
       )

@@ -65,6 +65,7 @@ export const make = (options: Options) =>
   Effect.gen(function*() {
     const store = yield* CheckpointStore
     const runs = yield* FiberMap.make<string>()
+    const shutdown = yield* Effect.serviceOption(ShuttingDown)
 
     /** Runs `events` in the background; resolves once the run has begun (or failed to). */
     const launch = (threadId: string, events: Stream.Stream<WorkflowEvent>) =>
@@ -77,7 +78,8 @@ export const make = (options: Options) =>
             Stream.tap((event) => Deferred.succeed(begun, event)),
             Stream.runDrain,
             Effect.ensuring(Deferred.succeed(begun, undefined))
-          )
+          ),
+          { onlyIfMissing: true }
         )
         return yield* Deferred.await(begun)
       })
@@ -85,7 +87,8 @@ export const make = (options: Options) =>
     const kindOf = (request: RunRequest) => {
       const workflow = request.kind === "agent" ? "agent" : request.name
       const kind = options.kinds.get(workflow)
-      return kind === undefined || (request.kind === "agent" && !options.agents.has(request.name))
+      const known = request.kind === "agent" ? options.agents.has(request.name) : request.name !== "agent"
+      return kind === undefined || !known
         ? Effect.fail(
           new UnknownRunKind({
             kind: request.kind,
@@ -99,8 +102,13 @@ export const make = (options: Options) =>
     const start = (request: RunRequest): Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists> =>
       Effect.gen(function*() {
         const kind = yield* kindOf(request)
-        if ((yield* FiberMap.size(runs)) >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
         const threadId = ThreadId.make(request.threadId ?? Crypto.randomUUID())
+        // A known id is refused before anything starts: a running run under it must not be touched.
+        const existing = yield* Effect.either(store.getRun(threadId))
+        if (existing._tag === "Right" || (yield* FiberMap.has(runs, threadId))) {
+          return yield* new RunExists({ threadId })
+        }
+        if ((yield* FiberMap.size(runs)) >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
         const first = yield* launch(threadId, kind.run(threadId, request.name, request.input))
         if (first?._tag === "WorkflowFailed" && first.error._tag === "RunExists") return yield* first.error
         return threadId
@@ -115,24 +123,30 @@ export const make = (options: Options) =>
         const run = yield* store.getRun(threadId)
         if (ended(run) && run.status !== "interrupted") return run
         yield* FiberMap.remove(runs, id)
+        // refused (and the run left as it is) when it finished first
         yield* store.setStatus(threadId, "cancelled", [])
         return yield* store.getRun(threadId)
       })
 
-    /** A run's stored events, then its new ones as they are saved, until it ends. */
+    /**
+     * A run's stored events, then its new ones as they are saved, until it ends or the
+     * service shuts down. The status is read before the events, so the events that end
+     * a run are always read after it has ended.
+     */
     const follow = (id: string): Stream.Stream<StoredEvent, RunNotFound | CheckpointCorrupt> => {
       const threadId = ThreadId.make(id)
-      const poll = (after: number) => Effect.zip(store.events(threadId, after), store.getRun(threadId))
       return Stream.paginateEffect({ after: 0 }, (cursor) =>
         Effect.gen(function*() {
-          const [events, run] = yield* poll(cursor.after)
+          const run = yield* store.getRun(threadId)
+          const events = yield* store.events(threadId, cursor.after)
           const last = events[events.length - 1]
-          const finished = events.some((e) => terminal(e.event)) || (events.length === 0 && ended(run))
-          const next = { after: last?.seq ?? cursor.after }
-          if (finished) return [events, Option.none()] as const
+          if (ended(run) || events.some((e) => terminal(e.event))) return [events, Option.none()] as const
           if (events.length === 0) yield* Effect.sleep(options.followEvery ?? "100 millis")
-          return [events, Option.some(next)] as const
-        })).pipe(Stream.flattenIterables)
+          return [events, Option.some({ after: last?.seq ?? cursor.after })] as const
+        })).pipe(
+          Stream.flattenIterables,
+          Stream.interruptWhen(Option.match(shutdown, { onNone: () => Effect.never, onSome: Deferred.await }))
+        )
     }
 
     /** Picks up every run that a shutdown or a crash cut off. */
@@ -158,6 +172,13 @@ export const make = (options: Options) =>
       running: FiberMap.size(runs)
     } as const
   })
+
+/**
+ * Completed when the service begins to shut down, before the HTTP server closes:
+ * followers of running runs end their streams, so open connections do not hold the
+ * shutdown up.
+ */
+export class ShuttingDown extends Context.Tag("loom/ShuttingDown")<ShuttingDown, Deferred.Deferred<void>>() {}
 
 export type Service = Effect.Effect.Success<ReturnType<typeof make>>
 

@@ -10,7 +10,7 @@
  * interrupts the run, which is marked `interrupted` and can be resumed.
  * Without a `CheckpointStore` runs work the same but cannot be resumed.
  */
-import { Effect, Option, Queue, Schema, Stream } from "effect"
+import { Cause, Effect, Option, Queue, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { Checkpoint, CheckpointStore, PendingWrite } from "../domain/CheckpointStore.js"
 import type { WorkflowError, WorkflowEvent } from "../domain/Workflow.js"
@@ -20,6 +20,7 @@ import {
   NodeFailed,
   NodeFinished,
   NodeStarted,
+  RunCrashed,
   RunNotFound,
   StateUpdated,
   StepLimitExceeded,
@@ -50,16 +51,24 @@ export const make = Effect.gen(function*() {
     Stream.unwrapScoped(Effect.gen(function*() {
       const events = yield* Queue.unbounded<WorkflowEvent>()
       const emit: Emit = (event) => Queue.offer(events, event)
+      const fail = (error: WorkflowError) => {
+        const failed = new WorkflowFailed({ error })
+        return persist((s) =>
+          error._tag === "RunExists" || error._tag === "RunNotFound"
+            ? Effect.void
+            : s.setStatus(threadId, "failed", [failed], error.message)
+        ).pipe(Effect.ignore, Effect.zipRight(emit(failed)))
+      }
       yield* body(emit).pipe(
-        Effect.catchAll((error) => {
-          const failed = new WorkflowFailed({ error })
-          return persist((s) =>
-            error._tag === "RunExists" || error._tag === "RunNotFound"
-              ? Effect.void
-              : s.setStatus(threadId, "failed", [failed], error.message)
-          ).pipe(Effect.zipRight(emit(failed)))
-        }),
-        Effect.onInterrupt(() => persist((s) => s.setStatus(threadId, "interrupted", []))),
+        Effect.catchAll(fail),
+        // A defect still ends the stream, with the run marked failed, so no follower waits forever.
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.zipRight(
+            Effect.logError(`workflow run ${threadId} crashed`, cause),
+            fail(new RunCrashed({ threadId, message: Cause.pretty(cause).split("\n")[0] ?? "defect" }))
+          )
+        ),
+        Effect.onInterrupt(() => persist((s) => s.setStatus(threadId, "interrupted", [])).pipe(Effect.ignore)),
         Effect.withSpan("WorkflowEngine.run", { attributes: { "loom.thread_id": threadId }, captureStackTrace: false }),
         Effect.forkScoped
       )

@@ -30,9 +30,16 @@ export class MaxStepsExceeded extends Schema.TaggedError<MaxStepsExceeded>()("Ma
   maxSteps: Schema.Int
 }) {}
 
+/** The run died of a defect (a bug in a tool or the runtime). */
+export class AgentCrashed extends Schema.TaggedError<AgentCrashed>()("AgentCrashed", {
+  agent: Schema.String,
+  message: Schema.String
+}) {}
+
 /** Every way a run can end without an answer. */
 export const AgentError = Schema.Union(
   MaxStepsExceeded,
+  AgentCrashed,
   Timeout,
   ToolNotFound,
   LlmUnavailable,

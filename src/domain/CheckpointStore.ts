@@ -24,6 +24,14 @@ export class PendingWrite extends Schema.Class<PendingWrite>("PendingWrite")({
   update: Schema.Unknown
 }) {}
 
+/** A run ends once (finished, failed, cancelled); until then it may run, be interrupted and resume. */
+export const canMove = (from: RunStatus, to: RunStatus): boolean => {
+  if (from === "finished" || from === "cancelled") return false
+  if (to === "running") return true
+  if (from === "failed") return to === "failed"
+  return to !== "interrupted" || from === "running"
+}
+
 export interface StoredEvent {
   readonly seq: number
   readonly event: WorkflowEvent
@@ -55,12 +63,17 @@ export interface Service {
     checkpoint: Checkpoint,
     events: ReadonlyArray<WorkflowEvent>
   ) => Effect.Effect<void>
+  /**
+   * Moves a run to `status` (with its events) only if that is a legal move from where
+   * it is (see `canMove`): a late writer never turns a finished run into another.
+   * Tells whether the move happened.
+   */
   readonly setStatus: (
     threadId: ThreadId,
     status: RunStatus,
     events: ReadonlyArray<WorkflowEvent>,
     error?: string
-  ) => Effect.Effect<void>
+  ) => Effect.Effect<boolean>
   /** The last checkpoint of a run and the writes made after it. */
   readonly load: (threadId: ThreadId) => Effect.Effect<Option.Option<Saved>, CheckpointCorrupt>
   readonly getRun: (threadId: ThreadId) => Effect.Effect<RunRecord, RunNotFound>

@@ -45,7 +45,14 @@ export class UnknownNode extends Schema.TaggedError<UnknownNode>()("UnknownNode"
   node: Schema.String
 }) {}
 
+/** The run died of a defect (a bug, or a database that failed); its last checkpoint stands. */
+export class RunCrashed extends Schema.TaggedError<RunCrashed>()("RunCrashed", {
+  threadId: Schema.String,
+  message: Schema.String
+}) {}
+
 export const WorkflowError = Schema.Union(
+  RunCrashed,
   StepLimitExceeded,
   NodeFailed,
   CheckpointCorrupt,

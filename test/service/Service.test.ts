@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 import * as path from "node:path"
 import { CheckpointStore } from "../../src/domain/CheckpointStore.js"
 import { ThreadId } from "../../src/domain/Workflow.js"
@@ -153,6 +153,9 @@ describe("the service, started for real", () => {
         const refused = yield* post(`${url}/v1/runs`, { kind: "agent", name: "assistant", input: "hi" })
         assert.strictEqual(refused.status, 429)
         assert.strictEqual(refused.headers.get("retry-after"), "1")
+        const duplicate = yield* post(`${url}/v1/runs`, { kind: "workflow", name: "coding", input: "add", threadId })
+        assert.strictEqual(duplicate.status, 409)
+        assert.strictEqual(((yield* json(`${url}/v1/runs/${threadId}`)).body as Run).status, "running")
         const cancelled = yield* post(`${url}/v1/runs/${threadId}/cancel`, {})
         assert.strictEqual(cancelled.status, 200)
         assert.strictEqual((cancelled.body as Run).status, "cancelled")
@@ -174,9 +177,14 @@ describe("the service, started for real", () => {
         const { threadId } = (yield* post(`${first.url}/v1/runs`, { kind: "workflow", name: "coding", input: "add" }))
           .body as { threadId: string }
         yield* until(json(`${first.url}/v1/runs/${threadId}`), (r) => (r.body as Run).step >= 2)
+        // a client following the run must not hold the shutdown up
+        const following = yield* Effect.fork(sse(`${first.url}/v1/runs/${threadId}/events`))
+        yield* Effect.sleep("300 millis")
         first.child.kill("SIGTERM")
         const code = yield* exited(first.child).pipe(Effect.timeout("15 seconds"))
         assert.strictEqual(code, 0, first.output())
+        const followed = yield* Fiber.join(following)
+        assert.include(followed.text, "event: NodeFinished")
 
         const saved = yield* Effect.flatMap(CheckpointStore, (store) => store.getRun(ThreadId.make(threadId))).pipe(
           Effect.provide(SqliteCheckpointStore.layer(path.join(dir, "loom.db")))

@@ -10,7 +10,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Config, Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Checkpoint, CheckpointStore, PendingWrite } from "../../domain/CheckpointStore.js"
+import { canMove, Checkpoint, CheckpointStore, PendingWrite } from "../../domain/CheckpointStore.js"
 import type { StoredEvent } from "../../domain/CheckpointStore.js"
 import {
   CheckpointCorrupt,
@@ -182,8 +182,11 @@ export const make = Effect.gen(function*() {
 
   const setStatus: CheckpointStore["Type"]["setStatus"] = (threadId, status, events, error) =>
     Effect.gen(function*() {
+      const [row] = yield* sql<{ status: RunStatus }>`SELECT status FROM runs WHERE thread_id = ${threadId}`
+      if (row === undefined || !canMove(row.status, status)) return false
       yield* append(threadId, events)
       yield* touch(threadId, { status, error: error ?? null })
+      return true
     }).pipe(sql.withTransaction, Effect.orDie)
 
   const findRun = (threadId: ThreadId) =>
