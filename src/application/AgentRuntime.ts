@@ -9,7 +9,7 @@
  * does not fail. Interrupting its consumer interrupts the run: the LLM request is
  * aborted and every running tool is interrupted.
  */
-import { Cause, Chunk, Effect, Option, Queue, Schema, Stream } from "effect"
+import { Cause, Chunk, Effect, Option, Queue, Stream } from "effect"
 import type { Agent, AgentError, AgentEvent } from "../domain/Agent.js"
 import {
   AgentCrashed,
@@ -29,7 +29,7 @@ import { ToolNotFound } from "../domain/Errors.js"
 import { LanguageModel } from "../domain/LanguageModel.js"
 import { LlmBadResponse } from "../domain/LlmErrors.js"
 import type { ToolDefinition } from "../domain/Tool.js"
-import { ToolName } from "../domain/Tool.js"
+import { toolNameOrUnknown } from "../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../domain/ToolCall.js"
 import { ToolRegistry } from "../domain/ToolRegistry.js"
 import { ToolResult } from "../domain/ToolResult.js"
@@ -46,8 +46,6 @@ export const toolMessage = (result: ToolResult): ChatMessage =>
       : JSON.stringify({ error: result.error?._tag ?? result.status, message: result.error?.message ?? "" })
   })
 
-const isToolName = Schema.is(ToolName)
-
 /** JSON Schema generation is costly; a tool's spec never changes, so it is made once. */
 const specs = new WeakMap<ToolDefinition, ChatToolSpec>()
 const specOf = (tool: ToolDefinition): ChatToolSpec => {
@@ -63,7 +61,7 @@ const specOf = (tool: ToolDefinition): ChatToolSpec => {
 const callOf = (step: number, index: number, call: LlmToolCall): ToolCall =>
   new ToolCall({
     id: ToolCallId.make(`${step}.${index}`),
-    tool: isToolName(call.name) ? call.name : ToolName.make("invalid-tool-name"),
+    tool: toolNameOrUnknown(call.name),
     input: call.arguments
   }, true)
 

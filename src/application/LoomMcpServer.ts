@@ -7,12 +7,13 @@
 import { Server } from "@modelcontextprotocol/sdk/server/index.js"
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
-import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
+import { CallToolRequestSchema, isInitializeRequest, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 import type { CallToolResult, ListToolsResult } from "@modelcontextprotocol/sdk/types.js"
 import { Deferred, Effect, FiberSet, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
+import * as Consumers from "node:stream/consumers"
 import { toolSpec } from "../domain/Chat.js"
 import { toolCall } from "../domain/ToolCall.js"
 import { ToolRegistry } from "../domain/ToolRegistry.js"
@@ -103,32 +104,51 @@ export const make = Effect.gen(function*() {
 
   const sessions = new Map<string, StreamableHTTPServerTransport>()
 
-  /** Handles one request to `/mcp`: a new session on `initialize`, else the session it names. */
+  const reject = (response: Http.ServerResponse, status: number, message: string) =>
+    response.writeHead(status, { "content-type": "application/json" }).end(
+      JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null })
+    )
+
+  /**
+   * Handles one request to `/mcp`: an `initialize` POST opens a session, every other
+   * request must name a live one (so a stray request allocates nothing).
+   */
   const handleHttp = (request: Http.IncomingMessage, response: Http.ServerResponse) =>
     Effect.tryPromise(async () => {
       const id = request.headers["mcp-session-id"]
-      let transport = typeof id === "string" ? sessions.get(id) : undefined
-      if (transport === undefined) {
-        if (typeof id === "string") {
-          response.writeHead(404, { "content-type": "application/json" }).end(
-            JSON.stringify({ jsonrpc: "2.0", error: { code: -32001, message: "unknown MCP session" }, id: null })
-          )
-          return
-        }
-        const fresh: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-          sessionIdGenerator: () => Crypto.randomUUID(),
-          onsessioninitialized: (sessionId) => {
-            sessions.set(sessionId, fresh)
-          }
-        })
-        fresh.onclose = () => {
-          if (fresh.sessionId !== undefined) sessions.delete(fresh.sessionId)
-        }
-        await newServer().connect(fresh)
-        transport = fresh
+      if (typeof id === "string") {
+        const transport = sessions.get(id)
+        if (transport === undefined) return reject(response, 404, "unknown MCP session")
+        return await transport.handleRequest(request, response)
       }
-      await transport.handleRequest(request, response)
-    }).pipe(Effect.ignoreLogged)
+      if (request.method !== "POST") return reject(response, 400, "no MCP session: initialize first")
+      if (Number(request.headers["content-length"] ?? 0) > 1024 * 1024) {
+        return reject(response, 413, "request body over 1 MiB")
+      }
+      const message = await Consumers.json(request)
+      if (!isInitializeRequest(message)) return reject(response, 400, "no MCP session: initialize first")
+      const fresh: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => Crypto.randomUUID(),
+        onsessioninitialized: (sessionId) => {
+          sessions.set(sessionId, fresh)
+        }
+      })
+      fresh.onclose = () => {
+        if (fresh.sessionId !== undefined) sessions.delete(fresh.sessionId)
+      }
+      await newServer().connect(fresh)
+      await fresh.handleRequest(request, response, message)
+    }).pipe(
+      Effect.catchAll((error) =>
+        Effect.zipRight(
+          Effect.logWarning(`MCP request failed: ${error.message}`),
+          Effect.sync(() => {
+            if (!response.headersSent) reject(response, 400, "bad MCP request")
+            else response.end()
+          })
+        )
+      )
+    )
 
   /** Serves `/mcp` on its own HTTP server at `host:port` (port 0: any free port) while the scope is open. */
   const serveHttp = (options: { readonly host?: string; readonly port?: number } = {}) =>

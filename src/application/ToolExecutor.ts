@@ -32,7 +32,7 @@ import type { ProcessFailed } from "../domain/Process.js"
 import { ProcessRunner } from "../domain/Process.js"
 import { RetryPolicy } from "../domain/RetryPolicy.js"
 import type { CpuTool, ProcessTool, ToolDefinition } from "../domain/Tool.js"
-import { ToolName } from "../domain/Tool.js"
+import { toolNameOrUnknown } from "../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../domain/ToolCall.js"
 import { ToolRegistry } from "../domain/ToolRegistry.js"
 import type { ToolStatus } from "../domain/ToolResult.js"
@@ -116,7 +116,7 @@ const trusted = { disableValidation: true } as const
 const unstarted = (node: ToolGraph.Node, error: DependencyFailed | InvalidToolInput): ToolResult =>
   new ToolResult({
     callId: ToolCallId.make(node.id),
-    tool: ToolName.make(node.tool),
+    tool: toolNameOrUnknown(node.tool),
     status: statusOf(error),
     error,
     attempts: 0,
@@ -328,7 +328,7 @@ export const make = (options: Options = {}) =>
             const input = node.inputFrom ? yield* Effect.try(() => node.inputFrom!(outputs)) : node.input
             return yield* semaphore.withPermits(1)(
               execute(
-                new ToolCall({ id: ToolCallId.make(node.id), tool: ToolName.make(node.tool), input }),
+                new ToolCall({ id: ToolCallId.make(node.id), tool: toolNameOrUnknown(node.tool), input }),
                 callOptions
               )
             )
@@ -351,7 +351,7 @@ export const make = (options: Options = {}) =>
       executeParallel(
         Array.from(
           inputs,
-          (input, i) => new ToolCall({ id: ToolCallId.make(`${tool}#${i}`), tool: ToolName.make(tool), input })
+          (input, i) => new ToolCall({ id: ToolCallId.make(`${tool}#${i}`), tool: toolNameOrUnknown(tool), input })
         ),
         callOptions
       ).pipe(

@@ -21,6 +21,15 @@ export const ToolName = Schema.String.pipe(
 )
 export type ToolName = typeof ToolName.Type
 
+const isToolName = Schema.is(ToolName)
+
+/**
+ * `name` as a ToolName; a name that is not a valid tool name (from a model or a client)
+ * becomes one no tool has, so the call ends ToolNotFound instead of a crash.
+ */
+export const toolNameOrUnknown = (name: string): ToolName =>
+  isToolName(name) ? name : ToolName.make("invalid-tool-name")
+
 /**
  * Where a tool runs: `io` on fibers of the event loop, `cpu` on the worker-thread
  * pool, `process` in a child process. Routing follows this declaration only.

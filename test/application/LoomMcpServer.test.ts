@@ -35,6 +35,17 @@ describe("Loom as an MCP server over streamable HTTP", () => {
       Effect.gen(function*() {
         const server = yield* LoomMcpServer.make
         const { url } = yield* server.serveHttp()
+        // a request that names no session and is not `initialize` is refused and allocates nothing
+        const stray = yield* Effect.promise(() =>
+          fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+            body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" })
+          })
+        )
+        assert.strictEqual(stray.status, 400)
+        assert.strictEqual((yield* Effect.promise(() => fetch(url))).status, 400)
+        assert.strictEqual(yield* server.sessions, 0)
         const c = yield* client(url)
         const { tools } = yield* Effect.promise(() => c.listTools())
         assert.includeMembers(tools.map((t) => t.name), ["weather", "search", "translate"])

@@ -6,7 +6,7 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Context, Effect, Layer, Schema, Stream } from "effect"
 import { toolSpec } from "../../domain/Chat.js"
-import { ToolName } from "../../domain/Tool.js"
+import { toolNameOrUnknown } from "../../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../../domain/ToolCall.js"
 import { ToolRegistry } from "../../domain/ToolRegistry.js"
 import { ThreadId, WorkflowEvent } from "../../domain/Workflow.js"
@@ -62,7 +62,7 @@ const ToolsLive = HttpApiBuilder.group(LoomApi, "tools", (handlers) =>
     const registry = yield* ToolRegistry
     const executor = yield* ToolExecutor
     const call = (spec: { readonly id: string; readonly tool: string; readonly input: unknown }) =>
-      new ToolCall({ id: ToolCallId.make(spec.id), tool: toolName(spec.tool), input: spec.input }, true)
+      new ToolCall({ id: ToolCallId.make(spec.id), tool: toolNameOrUnknown(spec.tool), input: spec.input }, true)
     return handlers
       .handle("list", () =>
         Effect.map(registry.list, (tools) =>
@@ -90,10 +90,6 @@ const ToolsLive = HttpApiBuilder.group(LoomApi, "tools", (handlers) =>
         }
       })
   }))
-
-/** A name that is not a valid tool name still reaches the executor, which reports it unknown. */
-const isToolName = Schema.is(ToolName)
-const toolName = (name: string) => isToolName(name) ? name : ToolName.make("invalid-tool-name")
 
 const HealthLive = HttpApiBuilder.group(LoomApi, "health", (handlers) =>
   Effect.gen(function*() {

@@ -12,7 +12,7 @@ import { Worker } from "@effect/platform"
 import { NodeWorker } from "@effect/platform-node"
 import type { WorkerError } from "@effect/platform/WorkerError"
 import type { ParseResult } from "effect"
-import { Cause, Duration, Effect, Exit, Metric, Queue, Schema, Scope } from "effect"
+import { Cause, Duration, Effect, Exit, Metric, Queue, Schedule, Schema, Scope } from "effect"
 import type * as WorkerThreads from "node:worker_threads"
 import { CpuProtocolError, CpuWorkerCrashed } from "../../domain/Cpu.js"
 import type { CpuPoolError, CpuStats } from "../../domain/Cpu.js"
@@ -104,7 +104,13 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
         yield* Metric.increment(Metric.tagged(restarts, "pool", options.name))
         yield* Effect.forkIn(
           retire(slot).pipe(
-            Effect.zipRight(spawnSlot.pipe(Effect.retry({ times: 3 }), Effect.orDie)),
+            // keep trying (with backoff) rather than lose the slot for good
+            Effect.zipRight(
+              spawnSlot.pipe(
+                Effect.tapError((error) => Effect.logWarning(`CPU pool ${options.name}: ${error.message}; retrying`)),
+                Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds"))))
+              )
+            ),
             Effect.flatMap((fresh) => Queue.offer(idle, fresh))
           ),
           outer
@@ -139,24 +145,27 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
         : error as E
     }
 
+    /** A thread survives a result, the task's own failure or a broken reply; not an interruption or its own death. */
+    const release = (slot: Slot<I>, exit: Exit.Exit<unknown, unknown>) => {
+      const healthy = Exit.isSuccess(exit) ||
+        (!Cause.isInterrupted(exit.cause) &&
+          Cause.failureOption(exit.cause).pipe((failure) =>
+            failure._tag === "Some" && !isTagged(failure.value, "CpuWorkerCrashed")
+          ))
+      return healthy ? Queue.offer(idle, slot) : replace(slot)
+    }
+
+    // Waiting for a thread stays interruptible (a deadline or a cancelled caller ends the
+    // wait); once a thread is taken, it is always given back or replaced.
     const onThread = <Req extends I>(task: Req) =>
-      Effect.acquireUseRelease(
-        Queue.take(idle),
-        (slot) =>
-          (slot.worker.executeEffect(task) as unknown as Effect.Effect<
-            Schema.WithResult.Success<Req>,
-            Schema.WithResult.Failure<Req> | WorkerError | ParseResult.ParseError
-          >).pipe(Effect.mapError(classify)),
-        (slot, exit) => {
-          // A thread survives a result, the task's own failure or a broken reply; not an
-          // interruption (the task may still be running) or its own death.
-          const healthy = Exit.isSuccess(exit) ||
-            (!Cause.isInterrupted(exit.cause) &&
-              Cause.failureOption(exit.cause).pipe((failure) =>
-                failure._tag === "Some" && !isTagged(failure.value, "CpuWorkerCrashed")
-              ))
-          return healthy ? Queue.offer(idle, slot) : replace(slot)
-        }
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(restore(Queue.take(idle)), (slot) =>
+          restore(
+            (slot.worker.executeEffect(task) as unknown as Effect.Effect<
+              Schema.WithResult.Success<Req>,
+              Schema.WithResult.Failure<Req> | WorkerError | ParseResult.ParseError
+            >).pipe(Effect.mapError(classify))
+          ).pipe(Effect.onExit((exit) => release(slot, exit))))
       )
 
     const run = <Req extends I>(task: Req) =>

@@ -7,7 +7,7 @@
  * holding up the others. Calls run as jobs on a WorkerPool (bounded, backpressure).
  */
 import type { Duration } from "effect"
-import { Cache, Clock, Context, Effect, Layer, Metric, MetricBoundaries, Option, Schema, Stream } from "effect"
+import { Cache, Clock, Context, Effect, Exit, Layer, Metric, MetricBoundaries, Option, Schema, Stream } from "effect"
 import { ToolFailed, ToolNotFound } from "../../domain/Errors.js"
 import type { QueueFull, Shutdown, ToolHandlerError } from "../../domain/Errors.js"
 import * as Tool from "../../domain/Tool.js"
@@ -138,9 +138,11 @@ export const make = (options: Options) =>
       })
     }
 
-    const cache = yield* Cache.make({
+    const ttl = options.toolsTtl ?? "5 minutes"
+    // A failed listing is kept only briefly: a server that hiccups is asked again soon.
+    const cache = yield* Cache.makeWith({
       capacity: 1024,
-      timeToLive: options.toolsTtl ?? "5 minutes",
+      timeToLive: (exit) => Exit.isSuccess(exit) ? ttl : "1 second",
       lookup: (server: string) => {
         const connection = connections.get(server)!
         return Effect.map(connection.list, (infos) =>
