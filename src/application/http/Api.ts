@@ -2,11 +2,12 @@
  * The HTTP API, declared once: routes, payloads, replies and which error is which
  * status. The OpenAPI document (`/openapi.json`) and the docs page (`/docs`) are
  * derived from it. Bad input is a 400 naming the field (HttpApi decodes every payload
- * with its Schema); QueueFull 429; CircuitOpen 503; an unknown run 404.
+ * with its Schema); QueueFull 429; an unknown run 404. A tool call's own failure (an
+ * open breaker included) is in its ToolResult, not the status.
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
-import { CircuitOpen, QueueFull } from "../../domain/Errors.js"
+import { QueueFull } from "../../domain/Errors.js"
 import { ToolResult } from "../../domain/ToolResult.js"
 import { RunExists, RunNotFound, RunRecord } from "../../domain/Workflow.js"
 import { RunRequest, UnknownRunKind } from "../RunManager.js"
@@ -84,7 +85,6 @@ export class Tools extends HttpApiGroup.make("tools")
       .setPayload(ExecuteRequest)
       .addSuccess(Schema.Struct({ results: Schema.Array(ToolResult) }))
       .addError(InvalidGraphRequest, { status: 400 })
-      .addError(CircuitOpen, { status: 503 })
   )
 {}
 

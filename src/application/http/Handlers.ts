@@ -4,13 +4,13 @@
  * that goes away stops only its own stream.
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Context, Effect, Layer, Schema, Stream } from "effect"
+import { Context, Deferred, Effect, Layer, Option, Schema, Stream } from "effect"
 import { toolSpec } from "../../domain/Chat.js"
 import { toolNameOrUnknown } from "../../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../../domain/ToolCall.js"
 import { ToolRegistry } from "../../domain/ToolRegistry.js"
 import { ThreadId, WorkflowEvent } from "../../domain/Workflow.js"
-import { RunManager } from "../RunManager.js"
+import { RunManager, ShuttingDown } from "../RunManager.js"
 import { ToolExecutor } from "../ToolExecutor.js"
 import * as ToolGraph from "../ToolGraph.js"
 import { InvalidGraphRequest, LoomApi } from "./Api.js"
@@ -95,18 +95,28 @@ const HealthLive = HttpApiBuilder.group(LoomApi, "health", (handlers) =>
   Effect.gen(function*() {
     const checks = yield* HealthChecks
     const metrics = yield* MetricsText
+    const shutdown = yield* Effect.serviceOption(ShuttingDown)
     return handlers
       .handle("live", () => Effect.succeed({ status: "ok" as const }))
-      .handle("ready", () =>
-        Effect.map(
-          Effect.forEach(checks, ([name, check]) => Effect.map(check, (result) => [name, result] as const), {
-            concurrency: "unbounded"
-          }),
-          (results) => ({
-            ready: results.every(([name, result]) => name !== "database" || result.status !== "down"),
-            checks: Object.fromEntries(results)
-          })
-        ))
+      // 503 when not ready (the database is down, or the service is shutting down), for probes that read the status
+      .handleRaw("ready", () =>
+        Effect.gen(function*() {
+          const results = yield* Effect.forEach(
+            checks,
+            ([name, check]) => Effect.map(check, (result) => [name, result] as const),
+            { concurrency: "unbounded" }
+          )
+          const stopping = Option.isSome(shutdown) && (yield* Deferred.isDone(shutdown.value))
+          const ready = !stopping && results.every(([name, result]) => name !== "database" || result.status !== "down")
+          const body = {
+            ready,
+            checks: Object.fromEntries([
+              ...results,
+              ...(stopping ? [["shutdown", { status: "down", detail: "shutting down" }] as const] : [])
+            ])
+          }
+          return yield* HttpServerResponse.json(body, { status: ready ? 200 : 503 }).pipe(Effect.orDie)
+        }))
       .handle("metrics", () => metrics)
   }))
 

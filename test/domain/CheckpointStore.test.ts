@@ -1,0 +1,43 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Schema } from "effect"
+import * as fc from "fast-check"
+import { canMove } from "../../src/domain/CheckpointStore.js"
+import { RunStatus } from "../../src/domain/Workflow.js"
+
+const statuses = RunStatus.literals
+
+describe("run status moves", () => {
+  it("a run ends once: finished and cancelled runs never move again", () => {
+    for (const to of statuses) {
+      assert.isFalse(canMove("finished", to), `finished -> ${to}`)
+      assert.isFalse(canMove("cancelled", to), `cancelled -> ${to}`)
+    }
+  })
+
+  it("only a running run is interrupted; a run that is not over may resume, be cancelled or fail", () => {
+    assert.isTrue(canMove("running", "interrupted"))
+    assert.isFalse(canMove("interrupted", "interrupted"))
+    assert.isFalse(canMove("failed", "interrupted"))
+    for (const from of ["running", "interrupted", "failed"] as const) assert.isTrue(canMove(from, "running"))
+    assert.isTrue(canMove("interrupted", "cancelled"))
+    assert.isTrue(canMove("running", "finished"))
+    assert.isFalse(canMove("failed", "finished"))
+  })
+
+  it.prop(
+    "any sequence of attempted moves never leaves a terminal status",
+    [fc.array(fc.constantFrom(...statuses), { maxLength: 30 })],
+    ([attempts]) => {
+      let status: RunStatus = "running"
+      let ended = false
+      for (const to of attempts) {
+        if (canMove(status, to)) {
+          assert.isFalse(ended, `moved ${status} -> ${to} after the run ended`)
+          status = to
+        }
+        if (status === "finished" || status === "cancelled") ended = true
+      }
+      assert.isTrue(Schema.is(RunStatus)(status))
+    }
+  )
+})
