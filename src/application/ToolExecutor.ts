@@ -9,21 +9,7 @@
  * `CpuRunner` (worker threads), `process` to the `ProcessRunner` (child processes).
  */
 import type { Duration } from "effect"
-import {
-  Cache,
-  Cause,
-  Clock,
-  Deferred,
-  Effect,
-  Exit,
-  Layer,
-  Metric,
-  MetricBoundaries,
-  Option,
-  ParseResult,
-  Schema,
-  Scope
-} from "effect"
+import { Cache, Cause, Clock, Deferred, Effect, Exit, Layer, Metric, Option, ParseResult, Schema, Scope } from "effect"
 import type { CpuPoolError } from "../domain/Cpu.js"
 import { CpuRunner } from "../domain/Cpu.js"
 import type { CircuitOpen, ToolError, ToolHandlerError } from "../domain/Errors.js"
@@ -74,9 +60,8 @@ export const toolCalls = Metric.counter("loom_tool_calls", {
   description: "Tool calls by tool and final status",
   incremental: true
 })
-export const toolDuration = Metric.histogram(
+export const toolDuration = MetricTags.millisHistogram(
   "loom_tool_duration_ms",
-  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
   "Tool call duration in milliseconds, retries included"
 )
 

@@ -8,6 +8,9 @@ import { exited, json, post, scratchDir, service, start, until } from "../suppor
 
 type Run = { threadId: string; status: string; step: number }
 
+/** The nodes of a coding run on the simulator, in order: its first code fails the tests, the second passes. */
+const codingNodes = ["intent", "planner", "test_writer", "coder", "runner", "coder", "runner", "reviewer"]
+
 /** The Server-Sent Events of a run, read to the end of the stream. */
 const sse = (url: string) =>
   Effect.promise(async () => {
@@ -111,16 +114,7 @@ describe("the service, started for real", () => {
         const events = eventsOf(stream.text)
         assert.deepStrictEqual(events.map((e) => e.id), events.map((_, i) => i + 1))
         const nodes = events.flatMap((e) => e.event === "NodeFinished" ? [e.data.node as string] : [])
-        assert.deepStrictEqual(nodes, [
-          "intent",
-          "planner",
-          "test_writer",
-          "coder",
-          "runner",
-          "coder",
-          "runner",
-          "reviewer"
-        ])
+        assert.deepStrictEqual(nodes, codingNodes)
         assert.strictEqual(events[events.length - 1]!.event, "WorkflowFinished")
         // the same history replays once the run is over
         const replay = eventsOf((yield* sse(`${url}/v1/runs/${threadId}/events`)).text)
@@ -200,16 +194,7 @@ describe("the service, started for real", () => {
         assert.strictEqual((done.body as Run).step, 8)
         const events = eventsOf((yield* sse(`${second.url}/v1/runs/${threadId}/events`)).text)
         const finished = events.flatMap((e) => e.event === "NodeFinished" ? [e.data.node as string] : [])
-        assert.deepStrictEqual(finished, [
-          "intent",
-          "planner",
-          "test_writer",
-          "coder",
-          "runner",
-          "coder",
-          "runner",
-          "reviewer"
-        ])
+        assert.deepStrictEqual(finished, codingNodes)
       }).pipe(Effect.scoped, Effect.provide(Layer.empty)),
     120_000
   )

@@ -4,16 +4,15 @@
  * never carry stack traces to clients: HttpApi answers defects with a bare 500.
  */
 import { HttpApp, HttpMiddleware, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Cause, Clock, Effect, Metric, MetricBoundaries } from "effect"
+import { Cause, Clock, Effect, Metric } from "effect"
 import * as MetricTags from "../../infrastructure/resilience/MetricTags.js"
 
 export const httpRequests = Metric.counter("loom_http_requests", {
   description: "HTTP requests by route, method and status",
   incremental: true
 })
-export const httpDuration = Metric.histogram(
+export const httpDuration = MetricTags.millisHistogram(
   "loom_http_request_duration_ms",
-  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
   "HTTP request duration in milliseconds"
 )
 

@@ -7,7 +7,7 @@
  * holding up the others. Calls run as jobs on a WorkerPool (bounded, backpressure).
  */
 import type { Duration } from "effect"
-import { Cache, Clock, Context, Effect, Exit, Layer, Metric, MetricBoundaries, Option, Schema, Stream } from "effect"
+import { Cache, Clock, Context, Effect, Exit, Layer, Metric, Option, Schema, Stream } from "effect"
 import { ToolFailed, ToolNotFound } from "../../domain/Errors.js"
 import type { QueueFull, Shutdown, ToolHandlerError } from "../../domain/Errors.js"
 import * as Tool from "../../domain/Tool.js"
@@ -54,9 +54,8 @@ export const calls = Metric.counter("loom_mcp_calls", {
   description: "MCP tool calls by server and outcome",
   incremental: true
 })
-export const callDuration = Metric.histogram(
+export const callDuration = MetricTags.millisHistogram(
   "loom_mcp_call_duration_ms",
-  MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
   "MCP tool call duration in milliseconds"
 )
 

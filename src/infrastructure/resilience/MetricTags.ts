@@ -3,7 +3,7 @@
  * (and a new registry key to hash) on every call; on a hot path that costs more than the
  * update itself.
  */
-import { Metric } from "effect"
+import { Metric, MetricBoundaries } from "effect"
 
 const built = new WeakMap<object, Map<string, unknown>>()
 
@@ -25,3 +25,7 @@ export const tagged = <Type, In, Out>(
   }
   return found
 }
+
+/** A histogram of durations in milliseconds, 1 ms to about 33 s in doubling buckets: the one shape every timing uses. */
+export const millisHistogram = (name: string, description: string) =>
+  Metric.histogram(name, MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }), description)
