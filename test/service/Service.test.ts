@@ -78,6 +78,17 @@ describe("the service, started for real", () => {
         inputs: ["x".repeat(3000)]
       })
       assert.strictEqual(tooBig.status, 413)
+      // without a Content-Length (chunked), the body is cut at the same limit: refused, and the service stays up
+      const chunked = yield* Effect.tryPromise(() =>
+        fetch(`${url}/v1/tools/execute`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: new Blob([JSON.stringify({ mode: "batch", tool: "weather", inputs: ["x".repeat(3000)] })]).stream(),
+          duplex: "half"
+        } as RequestInit)
+      ).pipe(Effect.map((response) => response.status), Effect.orElseSucceed(() => "connection closed" as const))
+      assert.isTrue(chunked === "connection closed" || (chunked >= 400 && chunked < 500), String(chunked))
+      assert.strictEqual((yield* json(`${url}/health/live`)).status, 200)
 
       const openapi = (yield* json(`${url}/openapi.json`)).body as { paths: Record<string, unknown> }
       assert.includeMembers(Object.keys(openapi.paths), ["/v1/runs", "/v1/runs/{id}/events", "/v1/tools/execute"])
@@ -197,6 +208,26 @@ describe("the service, started for real", () => {
         assert.deepStrictEqual(finished, codingNodes)
       }).pipe(Effect.scoped, Effect.provide(Layer.empty)),
     120_000
+  )
+
+  it.live(
+    "with no Ollama reachable the service still starts, and says so in the log and in /health/ready",
+    () =>
+      Effect.gen(function*() {
+        const running = yield* service({
+          LOOM_DATA_DIR: scratchDir(),
+          LOOM_LLM: "ollama",
+          OLLAMA_HOSTS: "http://127.0.0.1:9"
+        })
+        const ready = (yield* json(`${running.url}/health/ready`)).body as {
+          ready: boolean
+          checks: Record<string, { status: string }>
+        }
+        assert.strictEqual(ready.checks["llm"]?.status, "down")
+        assert.isTrue(ready.ready, "the service itself is up")
+        yield* until(Effect.sync(() => running.output()), (text) => text.includes("No Ollama reachable"))
+      }).pipe(Effect.scoped),
+    60_000
   )
 
   it.live("an invalid environment variable stops start-up with its name", () =>

@@ -3,8 +3,16 @@
  * Retry-After on 429 and 503, and request metrics by route, method and status. Errors
  * never carry stack traces to clients: HttpApi answers defects with a bare 500.
  */
-import { HttpApp, HttpMiddleware, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Cause, Clock, Effect, Metric } from "effect"
+import {
+  FileSystem,
+  HttpApp,
+  HttpIncomingMessage,
+  HttpMiddleware,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { Cause, Clock, Effect, Metric, Option } from "effect"
 import * as MetricTags from "../../infrastructure/resilience/MetricTags.js"
 
 export const httpRequests = Metric.counter("loom_http_requests", {
@@ -40,7 +48,8 @@ export const make = (options: { readonly maxBodyBytes: number; readonly retryAft
           { status: 413 }
         )
         // a handler's typed error becomes its response here, so it is counted and gets its headers too
-        : yield* app.pipe(
+        // a body without a length (chunked) is cut at the same limit while it is read
+        : yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(FileSystem.Size(options.maxBodyBytes))).pipe(
           Effect.catchAllCause((cause) =>
             Effect.zipRight(
               Cause.isDie(cause) ? Effect.logError("request failed", cause) : Effect.void,
