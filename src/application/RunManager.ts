@@ -129,13 +129,14 @@ export const make = (options: Options) =>
       })
 
     /**
-     * A run's stored events, then its new ones as they are saved, until it ends or the
+     * A run's stored events after `after` (a reconnecting client's Last-Event-ID), then
+     * its new ones as they are saved, until it ends or the
      * service shuts down. The status is read before the events, so the events that end
      * a run are always read after it has ended.
      */
-    const follow = (id: string): Stream.Stream<StoredEvent, RunNotFound | CheckpointCorrupt> => {
+    const follow = (id: string, after = 0): Stream.Stream<StoredEvent, RunNotFound | CheckpointCorrupt> => {
       const threadId = ThreadId.make(id)
-      return Stream.paginateEffect({ after: 0 }, (cursor) =>
+      return Stream.paginateEffect({ after }, (cursor) =>
         Effect.gen(function*() {
           const run = yield* store.getRun(threadId)
           const events = yield* store.events(threadId, cursor.after)

@@ -130,6 +130,12 @@ describe("the service, started for real", () => {
         // the same history replays once the run is over
         const replay = eventsOf((yield* sse(`${url}/v1/runs/${threadId}/events`)).text)
         assert.strictEqual(replay.length, events.length)
+        // a reconnecting client gets only what came after its Last-Event-ID
+        const resumed = yield* Effect.promise(async () => {
+          const response = await fetch(`${url}/v1/runs/${threadId}/events`, { headers: { "last-event-id": "5" } })
+          return eventsOf(await response.text())
+        })
+        assert.deepStrictEqual(resumed.map((e) => e.id), events.slice(5).map((e) => e.id))
         const run = (yield* json(`${url}/v1/runs/${threadId}`)).body as Run
         assert.strictEqual(run.status, "finished")
         const agent = yield* post(`${url}/v1/runs`, {

@@ -39,10 +39,12 @@ const RunsLive = HttpApiBuilder.group(LoomApi, "runs", (handlers) =>
       .handle("list", () => runs.list)
       .handle("get", ({ path }) => runs.get(path.id))
       .handle("cancel", ({ path }) => runs.cancel(path.id))
-      .handleRaw("events", ({ path }) =>
+      .handleRaw("events", ({ path, request }) =>
         Effect.gen(function*() {
           yield* runs.get(ThreadId.make(path.id))
-          const body = runs.follow(path.id).pipe(
+          // an EventSource that reconnects says where it got to; it gets only what came after
+          const lastSeen = Number(request.headers["last-event-id"] ?? 0)
+          const body = runs.follow(path.id, Number.isSafeInteger(lastSeen) && lastSeen > 0 ? lastSeen : 0).pipe(
             Stream.map((stored) =>
               encoder.encode(
                 `id: ${stored.seq}\nevent: ${stored.event._tag}\ndata: ${JSON.stringify(encodeEvent(stored.event))}\n\n`
