@@ -86,8 +86,9 @@ export const runs10k: Scenario = {
   id: "agent.runs-10k",
   unit: "ms",
   better: "lower",
-  warmups: 1,
-  runs: 5,
+  // each Loom run takes ~12 s here: few runs keep the whole bench under 5 minutes
+  warmups: 0,
+  runs: 3,
   setup: async () => {
     runtime = agents()
   },
@@ -110,7 +111,7 @@ export const runs10kRss: Scenario = {
   unit: "MB",
   better: "lower",
   warmups: 0,
-  runs: 3,
+  runs: 2,
   loom: () => peakMb("loom"),
   baseline: () => peakMb("hand")
 }
