@@ -9,7 +9,7 @@
  * does not fail. Interrupting its consumer interrupts the run: the LLM request is
  * aborted and every running tool is interrupted.
  */
-import { Cause, Chunk, Effect, Option, Queue, Stream } from "effect"
+import { Chunk, Effect, Option, Stream } from "effect"
 import type { Agent, AgentError, AgentEvent } from "../domain/Agent.js"
 import {
   AgentCrashed,
@@ -34,6 +34,7 @@ import { ToolCall, ToolCallId } from "../domain/ToolCall.js"
 import { ToolRegistry } from "../domain/ToolRegistry.js"
 import { ToolResult } from "../domain/ToolResult.js"
 import * as Timeouts from "../infrastructure/resilience/Timeouts.js"
+import * as RunEvents from "./RunEvents.js"
 import { ToolExecutor } from "./ToolExecutor.js"
 
 /** What the model reads back for one tool call: its output as JSON, or the error that stopped it. */
@@ -138,32 +139,21 @@ export const make = Effect.gen(function*() {
 
   /** Runs `agent` on `input`; the stream ends after `FinalAnswer` or `Failed`. */
   const run = (agent: Agent, input: string): Stream.Stream<AgentEvent> =>
-    Stream.unwrapScoped(Effect.gen(function*() {
-      const events = yield* Queue.unbounded<AgentEvent>()
-      const emit = (event: AgentEvent) => Queue.offer(events, event)
-      const bounded: Effect.Effect<void, AgentError> = agent.deadline === undefined
-        ? loop(agent, input, emit)
-        : Timeouts.within(`agent:${agent.name}`, agent.deadline)(loop(agent, input, emit))
-      yield* bounded.pipe(
-        Effect.catchAll((error) => emit(new Failed({ error }))),
-        // A defect still ends the stream with `Failed`, so the consumer never waits forever.
-        Effect.catchAllCause((cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.zipRight(
-            Effect.logError(`agent ${agent.name} crashed`, cause),
-            emit(
-              new Failed({
-                error: new AgentCrashed({ agent: agent.name, message: Cause.pretty(cause).split("\n")[0] ?? "defect" })
-              })
-            )
-          )
-        ),
-        Effect.withSpan("AgentRuntime.run", { attributes: { "loom.agent": agent.name }, captureStackTrace: false }),
-        Effect.forkScoped
-      )
-      return Stream.fromQueue(events).pipe(
-        Stream.takeUntil((event) => event._tag === "FinalAnswer" || event._tag === "Failed")
-      )
-    }))
+    RunEvents.stream(
+      (emit) => {
+        const bounded: Effect.Effect<void, AgentError> = agent.deadline === undefined
+          ? loop(agent, input, emit)
+          : Timeouts.within(`agent:${agent.name}`, agent.deadline)(loop(agent, input, emit))
+        return bounded.pipe(
+          Effect.withSpan("AgentRuntime.run", { attributes: { "loom.agent": agent.name }, captureStackTrace: false })
+        )
+      },
+      {
+        onFailure: (error, emit) => emit(new Failed({ error })),
+        crashed: (message) => new AgentCrashed({ agent: agent.name, message }),
+        isTerminal: (event) => event._tag === "FinalAnswer" || event._tag === "Failed"
+      }
+    )
 
   /** Runs `agent` to its answer, failing with the typed error of a failed run. No event stream is built. */
   const answer = (agent: Agent, input: string): Effect.Effect<string, AgentError> => {

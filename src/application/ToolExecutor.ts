@@ -10,7 +10,7 @@
  */
 import type { Duration } from "effect"
 import { Cache, Cause, Clock, Deferred, Effect, Exit, Layer, Metric, Option, ParseResult, Schema, Scope } from "effect"
-import type { CpuPoolError } from "../domain/Cpu.js"
+import type { CpuPoolError, CpuTaskFailed } from "../domain/Cpu.js"
 import { CpuRunner } from "../domain/Cpu.js"
 import type { CircuitOpen, ToolError, ToolHandlerError } from "../domain/Errors.js"
 import { DependencyFailed, InvalidToolInput, ToolFailed } from "../domain/Errors.js"
@@ -113,23 +113,22 @@ const unrouted = (tool: string, port: string) =>
   new ToolFailed({ tool, message: `no ${port} is provided to run this tool`, retryable: false })
 
 /** What went wrong on the worker thread, as the tool's failure (queueing and deadlines pass through). */
-const cpuFailure =
-  (tool: string) => (error: CpuPoolError | { readonly _tag: "CpuTaskFailed"; readonly message: string }) => {
-    switch (error._tag) {
-      case "CpuTaskFailed":
-        return new ToolFailed({ tool, message: error.message, retryable: false })
-      case "CpuWorkerCrashed":
-        return new ToolFailed({ tool, message: `worker thread crashed: ${error.message}`, retryable: false })
-      case "CpuProtocolError":
-        return new ToolFailed({
-          tool,
-          message: `bad message across the thread boundary: ${error.message}`,
-          retryable: false
-        })
-      default:
-        return error
-    }
+const cpuFailure = (tool: string) => (error: CpuPoolError | CpuTaskFailed) => {
+  switch (error._tag) {
+    case "CpuTaskFailed":
+      return new ToolFailed({ tool, message: error.message, retryable: false })
+    case "CpuWorkerCrashed":
+      return new ToolFailed({ tool, message: `worker thread crashed: ${error.message}`, retryable: false })
+    case "CpuProtocolError":
+      return new ToolFailed({
+        tool,
+        message: `bad message across the thread boundary: ${error.message}`,
+        retryable: false
+      })
+    default:
+      return error
   }
+}
 
 const processFailure = (tool: string) => (error: ProcessFailed | ToolHandlerError): ToolHandlerError =>
   error._tag === "ProcessFailed"

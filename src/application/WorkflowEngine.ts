@@ -10,7 +10,7 @@
  * interrupts the run, which is marked `interrupted` and can be resumed.
  * Without a `CheckpointStore` runs work the same but cannot be resumed.
  */
-import { Cause, Effect, Option, Queue, Schema, Stream } from "effect"
+import { Effect, Option, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { Checkpoint, CheckpointStore, PendingWrite } from "../domain/CheckpointStore.js"
 import type { WorkflowError, WorkflowEvent } from "../domain/Workflow.js"
@@ -29,6 +29,7 @@ import {
   WorkflowFailed,
   WorkflowFinished
 } from "../domain/Workflow.js"
+import * as RunEvents from "./RunEvents.js"
 import type { Graph } from "./Workflow.js"
 import { END, merge, targets } from "./Workflow.js"
 
@@ -46,34 +47,30 @@ export const make = Effect.gen(function*() {
   const persist = <E>(f: (store: CheckpointStore["Type"]) => Effect.Effect<void, E>): Effect.Effect<void, E> =>
     Option.match(store, { onNone: () => Effect.void, onSome: f })
 
-  /** The events of a run as a stream; `body` runs in a fiber that the consumer's scope owns. */
+  /** The events of a run as a stream; a failure is stored with the run, an interruption marks it `interrupted`. */
   const stream = (threadId: ThreadId, body: (emit: Emit) => Effect.Effect<void, WorkflowError>) =>
-    Stream.unwrapScoped(Effect.gen(function*() {
-      const events = yield* Queue.unbounded<WorkflowEvent>()
-      const emit: Emit = (event) => Queue.offer(events, event)
-      const fail = (error: WorkflowError) => {
-        const failed = new WorkflowFailed({ error })
-        return persist((s) =>
-          error._tag === "RunExists" || error._tag === "RunNotFound"
-            ? Effect.void
-            : s.setStatus(threadId, "failed", [failed], error.message)
-        ).pipe(Effect.ignore, Effect.zipRight(emit(failed)))
-      }
-      yield* body(emit).pipe(
-        Effect.catchAll(fail),
-        // A defect still ends the stream, with the run marked failed, so no follower waits forever.
-        Effect.catchAllCause((cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.zipRight(
-            Effect.logError(`workflow run ${threadId} crashed`, cause),
-            fail(new RunCrashed({ threadId, message: Cause.pretty(cause).split("\n")[0] ?? "defect" }))
-          )
+    RunEvents.stream(
+      (emit) =>
+        body(emit).pipe(
+          Effect.onInterrupt(() => persist((s) => s.setStatus(threadId, "interrupted", [])).pipe(Effect.ignore)),
+          Effect.withSpan("WorkflowEngine.run", {
+            attributes: { "loom.thread_id": threadId },
+            captureStackTrace: false
+          })
         ),
-        Effect.onInterrupt(() => persist((s) => s.setStatus(threadId, "interrupted", [])).pipe(Effect.ignore)),
-        Effect.withSpan("WorkflowEngine.run", { attributes: { "loom.thread_id": threadId }, captureStackTrace: false }),
-        Effect.forkScoped
-      )
-      return Stream.fromQueue(events).pipe(Stream.takeUntil(isTerminal))
-    }))
+      {
+        onFailure: (error, emit) => {
+          const failed = new WorkflowFailed({ error })
+          return persist((s) =>
+            error._tag === "RunExists" || error._tag === "RunNotFound"
+              ? Effect.void
+              : s.setStatus(threadId, "failed", [failed], error.message)
+          ).pipe(Effect.ignore, Effect.zipRight(emit(failed)))
+        },
+        crashed: (message) => new RunCrashed({ threadId, message }),
+        isTerminal
+      }
+    )
 
   /** Runs steps from `step` (whose nodes are `next`, some maybe already `written`) until no node is left. */
   const execute = <S, I>(

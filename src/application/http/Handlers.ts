@@ -13,15 +13,12 @@ import { ThreadId, WorkflowEvent } from "../../domain/Workflow.js"
 import { RunManager, ShuttingDown } from "../RunManager.js"
 import { ToolExecutor } from "../ToolExecutor.js"
 import * as ToolGraph from "../ToolGraph.js"
-import { InvalidGraphRequest, LoomApi } from "./Api.js"
+import { Check as CheckSchema, InvalidGraphRequest, LoomApi } from "./Api.js"
 
 /** The metrics in Prometheus text format (main.ts wires the exporter in). */
 export class MetricsText extends Context.Tag("loom/MetricsText")<MetricsText, Effect.Effect<string>>() {}
 
-export interface Check {
-  readonly status: "ok" | "degraded" | "down"
-  readonly detail: unknown
-}
+export type Check = typeof CheckSchema.Type
 
 /** Named readiness checks (pools, breakers, LLM hosts, MCP servers, database), supplied by main.ts. */
 export class HealthChecks
