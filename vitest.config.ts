@@ -1,8 +1,11 @@
 import { defineConfig } from "vitest/config"
 
 export default defineConfig({
+  // tests import the package by its name from the sources, as tsconfig's `paths` does for tsc
+  resolve: { alias: [{ find: /^loom$/, replacement: new URL("./src/index.ts", import.meta.url).pathname }] },
   test: {
     include: ["test/**/*.test.ts"],
+    exclude: ["test/package/**"],
     testTimeout: 30_000,
     hookTimeout: 30_000
   }

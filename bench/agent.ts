@@ -1,24 +1,26 @@
 /**
  * Agent scenarios: 10,000 concurrent runs of one tool turn (two 10 ms tools) and an
- * answer, through AgentRuntime against the same loop by hand (async/await and
+ * answer, through AgentRuntime.AgentRuntime against the same loop by hand (async/await and
  * Promise.all); the peak memory of each, measured in a fresh process; and the cost of
  * SQLite checkpoints on a 20-node workflow.
  */
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import {
+  AgentRuntime,
+  InMemoryToolRegistry,
+  SqliteCheckpointStore,
+  Tool,
+  ToolExecutor,
+  Workflow,
+  WorkflowEngine
+} from "loom"
+import type { Agent } from "loom"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { setTimeout as sleepMs } from "node:timers/promises"
 import { fileURLToPath } from "node:url"
-import { AgentRuntime } from "../src/application/AgentRuntime.js"
-import { ToolExecutor } from "../src/application/ToolExecutor.js"
-import * as Workflow from "../src/application/Workflow.js"
-import { WorkflowEngine } from "../src/application/WorkflowEngine.js"
-import type { Agent } from "../src/domain/Agent.js"
-import * as Tool from "../src/domain/Tool.js"
-import * as SqliteCheckpointStore from "../src/infrastructure/persistence/SqliteCheckpointStore.js"
-import * as InMemoryToolRegistry from "../src/infrastructure/tools/InMemoryToolRegistry.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 import * as ScriptedModel from "./ScriptedModel.js"
@@ -33,22 +35,22 @@ const wait = Tool.make({
   handler: ({ ms }) => Effect.as(Effect.sleep(ms), { waited: ms })
 })
 
-const agent: Agent = { name: "bench", model: "scripted", systemPrompt: "bench", tools: ["wait"] }
+const agent: Agent.Agent = { name: "bench", model: "scripted", systemPrompt: "bench", tools: ["wait"] }
 
 const registry = InMemoryToolRegistry.layer([wait])
 export const agents = () =>
   ManagedRuntime.make(
-    AgentRuntime.Default.pipe(
-      Layer.provide(ToolExecutor.layer({ breaker: false })),
+    AgentRuntime.AgentRuntime.Default.pipe(
+      Layer.provide(ToolExecutor.ToolExecutor.layer({ breaker: false })),
       Layer.provide(registry),
       Layer.provide(ScriptedModel.layer)
     )
   )
 
-/** `runs` agent runs at once through AgentRuntime. */
+/** `runs` agent runs at once through AgentRuntime.AgentRuntime. */
 export const loomRuns = (runtime: ReturnType<typeof agents>, n = runs) =>
   runtime.runPromise(
-    Effect.flatMap(AgentRuntime, (runtime) =>
+    Effect.flatMap(AgentRuntime.AgentRuntime, (runtime) =>
       Effect.forEach(Array.from({ length: n }), () =>
         runtime.answer(agent, "go"), {
         concurrency: "unbounded",
@@ -99,11 +101,11 @@ export const runs10k: Scenario = {
   }
 }
 
-const child = fileURLToPath(new URL("./agent-rss.ts", import.meta.url))
+const child = fileURLToPath(new URL("./agent-rss.js", import.meta.url))
 /** Peak RSS growth (MB) of one side, in a fresh process. */
 const peakMb = (side: "loom" | "hand") =>
   Promise.resolve(
-    Number(execFileSync(process.execPath, ["--import", "tsx", child, side], { encoding: "utf8" }).trim())
+    Number(execFileSync(process.execPath, [child, side], { encoding: "utf8" }).trim())
   )
 
 export const runs10kRss: Scenario = {
@@ -129,7 +131,7 @@ const linear = Workflow.make({
 
 const workflowRuns = 20
 
-type Engines = ManagedRuntime.ManagedRuntime<WorkflowEngine, never>
+type Engines = ManagedRuntime.ManagedRuntime<WorkflowEngine.WorkflowEngine, never>
 
 /** The two engines and the database directory, made in setup so other scenarios never pay for them. */
 let engines:
@@ -138,7 +140,7 @@ let engines:
 
 /** `workflowRuns` runs of the linear graph, one after another. */
 const linearRuns = Effect.gen(function*() {
-  const engine = yield* WorkflowEngine
+  const engine = yield* WorkflowEngine.WorkflowEngine
   const graph = yield* linear
   for (let i = 0; i < workflowRuns; i++) yield* engine.invoke(graph, { count: 0 })
 })
@@ -154,9 +156,11 @@ export const checkpointOverhead: Scenario = {
     engines = {
       dir,
       withCheckpoints: ManagedRuntime.make(
-        WorkflowEngine.Default.pipe(Layer.provide(SqliteCheckpointStore.layer(path.join(dir, "loom.db"))))
+        WorkflowEngine.WorkflowEngine.Default.pipe(
+          Layer.provide(SqliteCheckpointStore.layer(path.join(dir, "loom.db")))
+        )
       ),
-      withoutCheckpoints: ManagedRuntime.make(WorkflowEngine.Default)
+      withoutCheckpoints: ManagedRuntime.make(WorkflowEngine.WorkflowEngine.Default)
     }
   },
   loom: () => invokeLinear(engines!.withCheckpoints),

@@ -1,7 +1,7 @@
 /** The cost of a breaker-protected no-op call, against cockatiel's circuit breaker. */
 import { circuitBreaker, ConsecutiveBreaker, handleAll } from "cockatiel"
 import { Effect, Exit, Scope } from "effect"
-import * as CircuitBreaker from "../src/infrastructure/resilience/CircuitBreaker.js"
+import { CircuitBreaker } from "loom"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 

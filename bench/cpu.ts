@@ -4,13 +4,10 @@
  * CpuPool against the main thread and against piscina with the same thread count.
  */
 import { Effect, Exit, Scope } from "effect"
+import { CosineTopK, Cpu, CpuPool, NodeCpuRunner } from "loom"
 import * as os from "node:os"
 import { Worker } from "node:worker_threads"
 import { Piscina } from "piscina"
-import { CosineTopK } from "../src/domain/Cpu.js"
-import type { CpuTask } from "../src/domain/Cpu.js"
-import * as CpuPool from "../src/infrastructure/cpu/CpuPool.js"
-import { cosineTopK } from "../src/infrastructure/cpu/kernels/CosineTopK.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 
@@ -40,7 +37,7 @@ interface Pools {
   readonly matrix: SharedArrayBuffer
   readonly queries: ReadonlyArray<ReadonlyArray<number>>
   readonly scope: Scope.CloseableScope
-  readonly loom: CpuPool.CpuPool<CpuTask>
+  readonly loom: CpuPool.CpuPool<Cpu.CpuTask>
   readonly piscina: Piscina
 }
 
@@ -54,12 +51,12 @@ const start = async () => {
   if (pools) return
   const scope = await Effect.runPromise(Scope.make())
   const loom = await Effect.runPromise(
-    CpuPool.make<CpuTask>({
+    CpuPool.make<Cpu.CpuTask>({
       name: "bench",
       size: threads,
       capacity: searches,
       overflow: "wait",
-      spawn: () => new Worker(new URL("../src/infrastructure/cpu/cpu-worker.mjs", import.meta.url))
+      spawn: () => new Worker(NodeCpuRunner.workerEntry)
     }).pipe(Scope.extend(scope))
   )
   const piscina = new Piscina({
@@ -84,7 +81,7 @@ const onLoom = async () => {
   return perSecond(
     await wallMs(() =>
       Effect.runPromise(
-        Effect.forEach(queries, (query) => loom.run(new CosineTopK({ matrix, rows, dims, query, k })), {
+        Effect.forEach(queries, (query) => loom.run(new Cpu.CosineTopK({ matrix, rows, dims, query, k })), {
           concurrency: "unbounded",
           discard: true
         })
@@ -111,7 +108,7 @@ export const topkVsMain = onPool("cpu.topk-vs-main", async () => {
   const view = new Float32Array(matrix)
   return perSecond(
     await wallMs(async () => {
-      for (const query of queries) cosineTopK(view, rows, dims, query, k)
+      for (const query of queries) CosineTopK.cosineTopK(view, rows, dims, query, k)
     })
   )
 })

@@ -1,11 +1,7 @@
 /** Executor scenarios: fan-out overhead over real timers, and DAG scheduling on the critical path. */
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import { InMemoryToolRegistry, Tool, ToolCall, ToolExecutor, ToolGraph } from "loom"
 import { setTimeout as sleepMs } from "node:timers/promises"
-import { ToolExecutor } from "../src/application/ToolExecutor.js"
-import * as ToolGraph from "../src/application/ToolGraph.js"
-import * as Tool from "../src/domain/Tool.js"
-import { toolCall } from "../src/domain/ToolCall.js"
-import * as InMemoryToolRegistry from "../src/infrastructure/tools/InMemoryToolRegistry.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 
@@ -18,10 +14,10 @@ const sleep = Tool.make({
 })
 
 const runtime = ManagedRuntime.make(
-  ToolExecutor.layer({ concurrency: 100 }).pipe(Layer.provide(InMemoryToolRegistry.layer([sleep])))
+  ToolExecutor.ToolExecutor.layer({ concurrency: 100 }).pipe(Layer.provide(InMemoryToolRegistry.layer([sleep])))
 )
 
-const calls = Array.from({ length: 100 }, (_, i) => toolCall(`c${i}`, "sleep", { ms: 20 }))
+const calls = Array.from({ length: 100 }, (_, i) => ToolCall.toolCall(`c${i}`, "sleep", { ms: 20 }))
 
 export const fanout: Scenario = {
   id: "executor.fanout-100x20ms",
@@ -29,7 +25,9 @@ export const fanout: Scenario = {
   better: "lower",
   runs: 15,
   loom: () =>
-    wallMs(() => runtime.runPromise(Effect.flatMap(ToolExecutor, (executor) => executor.executeParallel(calls)))),
+    wallMs(() =>
+      runtime.runPromise(Effect.flatMap(ToolExecutor.ToolExecutor, (executor) => executor.executeParallel(calls)))
+    ),
   baseline: () => wallMs(() => Promise.all(calls.map(() => sleepMs(20))))
 }
 
@@ -47,7 +45,10 @@ export const dagDiamond: Scenario = {
   loom: () =>
     wallMs(() =>
       runtime.runPromise(
-        Effect.flatMap(ToolExecutor, (executor) => Effect.flatMap(diamond, (graph) => executor.executeGraph(graph)))
+        Effect.flatMap(
+          ToolExecutor.ToolExecutor,
+          (executor) => Effect.flatMap(diamond, (graph) => executor.executeGraph(graph))
+        )
       )
     ),
   // the critical path A -> B -> D: what a perfect scheduler would take

@@ -1,13 +1,9 @@
 /** LLM transport scenarios against the Ollama simulator over real loopback sockets. */
 import { Duration, Effect, Exit, Scope } from "effect"
+import { Chat, OllamaConfig, OllamaLanguageModel, OllamaSimulator, RetryPolicy } from "loom"
+import type { LanguageModel } from "loom"
 import { performance } from "node:perf_hooks"
 import { Ollama } from "ollama"
-import { ChatMessage, ChatRequest } from "../src/domain/Chat.js"
-import type * as LanguageModel from "../src/domain/LanguageModel.js"
-import { RetryPolicy } from "../src/domain/RetryPolicy.js"
-import * as OllamaConfig from "../src/infrastructure/ollama/OllamaConfig.js"
-import * as OllamaLanguageModel from "../src/infrastructure/ollama/OllamaLanguageModel.js"
-import * as OllamaSimulator from "../src/infrastructure/ollama/OllamaSimulator.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 
@@ -28,7 +24,7 @@ const setup = (): Promise<Setup> =>
       maxConnections: 16,
       embedBatchSize: 100,
       embedBatchWait: Duration.millis(5),
-      retry: RetryPolicy.none
+      retry: RetryPolicy.RetryPolicy.none
     }).pipe(Scope.extend(scope))
     return { scope, sim, llm }
   }))
@@ -47,7 +43,7 @@ const stop = async () => {
 }
 
 const ask = (content: string) =>
-  new ChatRequest({ model: "llama3.2", messages: [new ChatMessage({ role: "user", content })] })
+  new Chat.ChatRequest({ model: "llama3.2", messages: [new Chat.ChatMessage({ role: "user", content })] })
 
 let round = 0
 

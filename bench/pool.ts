@@ -1,7 +1,7 @@
 /** WorkerPool throughput on no-op jobs against p-queue at the same concurrency. */
 import { Effect, Exit, Scope } from "effect"
+import { WorkerPool } from "loom"
 import PQueue from "p-queue"
-import * as WorkerPool from "../src/infrastructure/resilience/WorkerPool.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 

@@ -18,6 +18,7 @@ export * as ToolResult from "./domain/ToolResult.js"
 export * as WorkflowEvents from "./domain/Workflow.js"
 
 export * as CpuPool from "./infrastructure/cpu/CpuPool.js"
+export * as CosineTopK from "./infrastructure/cpu/kernels/CosineTopK.js"
 export * as NodeCpuRunner from "./infrastructure/cpu/NodeCpuRunner.js"
 export * as NodeProcessRunner from "./infrastructure/process/NodeProcessRunner.js"
 export * as ResourceMonitor from "./infrastructure/telemetry/ResourceMonitor.js"

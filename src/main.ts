@@ -1,20 +1,17 @@
+#!/usr/bin/env node
 /**
  * The composition root: typed Config -> adapters wired into the domain ports -> the
- * HTTP service (`npm start`, `loom serve`). `LOOM_LLM=simulator` runs it against the
- * built-in Ollama simulator, offline. `--mcp-stdio` serves Loom's tools over MCP on
- * stdio instead. The CLI's other commands run here too, on the same layers:
- * `loom tools` lists the tools, `loom run workflow|agent "<input>"` runs the coding
- * workflow or the assistant agent in this process, showing its progress.
+ * HTTP service (`npm start`, `loom serve`), and the CLI (`Cli.ts`) over the same layers.
+ * `LOOM_LLM=simulator` runs it against the built-in Ollama simulator, offline.
  *
  * Shutdown is the scopes closing in reverse on SIGTERM/SIGINT: the HTTP server stops
  * taking connections and finishes its requests, running workflows are interrupted
  * after their last checkpoint (and resumed at the next start), pools drain, MCP
  * sessions, HTTP agents and the database close.
  */
-import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
-import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { FetchHttpClient, HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
+import { NodeContext, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import {
-  Clock,
   Config,
   Console,
   Data,
@@ -28,9 +25,10 @@ import {
   Scope,
   Stream
 } from "effect"
+import { readFileSync } from "node:fs"
 import { createServer } from "node:http"
 import { AgentRuntime } from "./application/AgentRuntime.js"
-import * as Progress from "./application/cli/Progress.js"
+import * as Cli from "./application/cli/Cli.js"
 import * as DemoTools from "./application/demo/DemoTools.js"
 import * as Handlers from "./application/http/Handlers.js"
 import * as Middleware from "./application/http/Middleware.js"
@@ -245,37 +243,7 @@ const McpStdio = Layer.scopedDiscard(Effect.flatMap(LoomMcpServer.make, (server)
   Layer.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger)))
 )
 
-/** `loom tools`: every tool, local and MCP. */
-const listTools = Effect.flatMap(ToolRegistry, (registry) => Effect.flatMap(registry.list, Progress.toolTable))
-
-/** `loom run workflow|agent "<input>"`: one run in this process, its progress as it goes. */
-const runOnce = (kind: string, input: string) =>
-  Effect.gen(function*() {
-    const config = yield* ServiceConfig
-    const since = yield* Clock.currentTimeMillis
-    if (kind === "agent") {
-      const runtime = yield* AgentRuntime
-      return yield* Stream.runForEach(runtime.run(assistant(config.agentModel), input), Progress.agentEvent(since))
-    }
-    if (kind !== "workflow") return yield* new UsageError({ message: `unknown run kind "${kind}"` })
-    const engine = yield* WorkflowEngine
-    const graph = yield* CodingWorkflow.make({ model: config.codingModel })
-    yield* Stream.runForEach(engine.run(graph, CodingWorkflow.initial(input)), Progress.workflowEvent(since))
-  })
-
-/** The command line was not one the CLI knows. */
-class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {
-  static readonly usage = `usage:
-  loom serve                          run the HTTP service (the default)
-  loom serve --mcp-stdio              serve Loom's tools over MCP on stdio
-  loom tools                          list the tools
-  loom run workflow "<task>"          run the coding workflow here, with progress
-  loom run agent "<question>"         run the assistant agent here, with progress`
-}
-
 const Local = Application.pipe(Layer.provideMerge(Infrastructure))
-
-const [command = "serve", ...rest] = process.argv.slice(2).filter((arg) => arg !== "--mcp-stdio")
 
 /**
  * Runs `layer` until interrupted (SIGTERM, SIGINT), then shuts it down within
@@ -314,18 +282,51 @@ class ShutdownTooSlow extends Data.TaggedError("ShutdownTooSlow")<{ readonly dea
   }
 }
 
-const main = command === "serve"
-  ? process.argv.includes("--mcp-stdio")
-    // the stdio server ends when its client goes away, and the process with it
-    ? Effect.scoped(Layer.build(McpStdio))
-    : launchWithDeadline(Service)
-  : command === "tools"
-  ? listTools.pipe(Effect.provide(Local))
-  : command === "run" && rest.length >= 2
-  ? runOnce(rest[0]!, rest.slice(1).join(" ")).pipe(Effect.provide(Local))
-  : Effect.zipRight(
-    Console.error(UsageError.usage),
-    Effect.fail(new UsageError({ message: `unknown command ${command}` }))
-  )
+/** The workflows `loom run workflow <name>` knows. */
+const workflowNamed = (name: string) =>
+  name === "coding"
+    ? Effect.flatMap(ServiceConfig, (config) => CodingWorkflow.make({ model: config.codingModel }))
+    : Effect.fail(new Cli.UsageError({ message: `unknown workflow "${name}" (there is: coding)` }))
 
-main.pipe(NodeRuntime.runMain)
+/** The agents `loom run agent <name>` knows. */
+const agentNamed = (name: string) =>
+  Effect.flatMap(ServiceConfig, (config) => {
+    const agent = assistant(config.agentModel)
+    return name === agent.name
+      ? Effect.succeed(agent)
+      : Effect.fail(new Cli.UsageError({ message: `unknown agent "${name}" (there is: ${agent.name})` }))
+  })
+
+const local = {
+  serve: ({ mcpStdio }: { readonly mcpStdio: boolean }) =>
+    mcpStdio
+      // the stdio server ends when its client goes away, and the process with it
+      ? Effect.scoped(Layer.build(McpStdio))
+      : launchWithDeadline(Service),
+  tools: Effect.flatMap(ToolRegistry, (registry) => registry.list).pipe(Effect.provide(Local)),
+  workflow: (name: string, input: string) =>
+    Stream.unwrap(Effect.gen(function*() {
+      const engine = yield* WorkflowEngine
+      const graph = yield* workflowNamed(name)
+      return engine.run(graph, CodingWorkflow.initial(input))
+    })).pipe(Stream.provideLayer(Local)),
+  agent: (name: string, input: string) =>
+    Stream.unwrap(Effect.gen(function*() {
+      const runtime = yield* AgentRuntime
+      return runtime.run(yield* agentNamed(name), input)
+    })).pipe(Stream.provideLayer(Local))
+}
+
+const version: string = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version
+
+/** Logs go to stderr, so stdout carries only what a command prints (`--json` output stays parseable). */
+const Logs = Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))
+
+Cli.run(local, { version })(process.argv).pipe(
+  Effect.provide(Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer, Logs)),
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    teardown: (exit, onExit) => onExit(Cli.exitCode(exit))
+  })
+)

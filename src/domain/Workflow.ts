@@ -32,7 +32,11 @@ export class CheckpointCorrupt extends Schema.TaggedError<CheckpointCorrupt>()("
 
 export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", {
   threadId: Schema.String
-}) {}
+}) {
+  override get message() {
+    return `no run ${this.threadId}`
+  }
+}
 
 /** A run with this thread id exists already: resume it instead. */
 export class RunExists extends Schema.TaggedError<RunExists>()("RunExists", {

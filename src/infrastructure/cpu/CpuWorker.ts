@@ -1,6 +1,7 @@
 /**
  * The worker-thread entry of the CPU pool: it answers the built-in CPU tasks with the
- * pure kernels. Started through `cpu-worker.mjs`, which registers tsx first.
+ * pure kernels. Compiled, threads start on this module directly; from sources, through
+ * `cpu-worker.mjs`, which registers tsx first.
  */
 import { WorkerRunner } from "@effect/platform"
 import { NodeRuntime, NodeWorkerRunner } from "@effect/platform-node"

@@ -24,12 +24,17 @@ export const defaults: Options = {
   overflow: "wait"
 }
 
-/** The thread entry: a small ESM file that boots the TypeScript worker. */
-const entry = new URL("./cpu-worker.mjs", import.meta.url)
+/**
+ * The thread entry: compiled, the worker module beside this one; run from sources (tests,
+ * tsx), a small ESM file that registers tsx in the thread and then loads the `.ts` worker.
+ */
+export const workerEntry = import.meta.url.endsWith(".ts")
+  ? new URL("./cpu-worker.mjs", import.meta.url)
+  : new URL("./CpuWorker.js", import.meta.url)
 
 export const make = (options: Options) =>
   Effect.map(
-    CpuPool.make<CpuTask>({ name: "cpu", ...options, spawn: () => new Worker(entry) }),
+    CpuPool.make<CpuTask>({ name: "cpu", ...options, spawn: () => new Worker(workerEntry) }),
     (pool) => CpuRunner.of({ run: pool.run, stats: pool.stats })
   )
 

@@ -1,0 +1,238 @@
+/**
+ * The `loom` command line, on @effect/cli: `serve` (also what a bare `loom` does),
+ * `tools`, `run workflow|agent <name> <input>` in this process with live progress, and
+ * `runs list|show|follow|cancel` against a running service over HTTP. Every command
+ * has `--help`; bad usage prints the command's help and exits 2 (`exitCode`).
+ *
+ * Options that configure the service (`--port`, `--data-dir`, `--simulator`, ...) are
+ * the environment variables of the same meaning, laid over the environment, so the
+ * layers read them through `Config` exactly as they read the environment.
+ */
+import { Args, Command, Options, ValidationError } from "@effect/cli"
+import { Cause, ConfigProvider, Console, Data, Effect, Exit, Option, Schema, Stream } from "effect"
+import { AgentEvent } from "../../domain/Agent.js"
+import type { ToolDefinition } from "../../domain/Tool.js"
+import { WorkflowEvent } from "../../domain/Workflow.js"
+import * as Progress from "./Progress.js"
+import * as RunsClient from "./RunsClient.js"
+
+/** The command line asked for something that does not exist (a workflow or agent name, say). */
+export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+
+/** What the CLI runs in this process; main.ts supplies it, wired to the real layers. */
+export interface Local<E, R> {
+  /** The HTTP service, or Loom's tools over MCP on stdio, until interrupted. */
+  readonly serve: (options: { readonly mcpStdio: boolean }) => Effect.Effect<void, E, R>
+  readonly tools: Effect.Effect<ReadonlyArray<ToolDefinition>, E, R>
+  readonly workflow: (name: string, input: string) => Stream.Stream<WorkflowEvent, E | UsageError, R>
+  readonly agent: (name: string, input: string) => Stream.Stream<AgentEvent, E | UsageError, R>
+}
+
+/** Runs `effect` with the given settings laid over the environment (unset ones are left to it). */
+const withSettings =
+  (settings: ReadonlyArray<readonly [string, Option.Option<string>]>) => <A, E, R>(effect: Effect.Effect<A, E, R>) => {
+    const set = settings.flatMap(([name, value]) => Option.isSome(value) ? [[name, value.value] as const] : [])
+    if (set.length === 0) return effect
+    const provider = ConfigProvider.fromMap(new Map(set)).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
+    return Effect.withConfigProvider(effect, provider)
+  }
+
+const json = Options.boolean("json").pipe(Options.withDescription("print JSON (one value or one event per line)"))
+
+const dataDir = Options.directory("data-dir").pipe(
+  Options.withDescription("where the SQLite database lives (LOOM_DATA_DIR, default ./data)"),
+  Options.optional
+)
+
+const simulator = Options.boolean("simulator").pipe(
+  Options.withDescription("answer with the built-in Ollama simulator, offline (LOOM_LLM=simulator)")
+)
+
+const llm = (on: boolean) => Option.some("simulator").pipe(Option.filter(() => on))
+
+const serveOptions = {
+  host: Options.text("host").pipe(Options.withDescription("address to listen on (LOOM_HOST)"), Options.optional),
+  port: Options.integer("port").pipe(
+    Options.withDescription("port to listen on, 0 for any free one (LOOM_PORT, default 8080)"),
+    Options.optional
+  ),
+  dataDir,
+  simulator,
+  mcpStdio: Options.boolean("mcp-stdio").pipe(
+    Options.withDescription("serve Loom's tools over MCP on stdin/stdout instead of HTTP")
+  )
+}
+
+const url = Options.text("url").pipe(
+  Options.withDescription("the service's base URL"),
+  Options.withDefault("http://127.0.0.1:8080")
+)
+
+const id = Args.text({ name: "id" }).pipe(Args.withDescription("the run's thread id"))
+
+const encodeWorkflowEvent = Schema.encodeSync(WorkflowEvent)
+const encodeAgentEvent = Schema.encodeSync(AgentEvent)
+
+/** The command tree, its handlers running `local` for what happens in this process. */
+export const make = <E, R>(local: Local<E, R>) => {
+  const serve = (options: {
+    readonly host: Option.Option<string>
+    readonly port: Option.Option<number>
+    readonly dataDir: Option.Option<string>
+    readonly simulator: boolean
+    readonly mcpStdio: boolean
+  }) =>
+    local.serve({ mcpStdio: options.mcpStdio }).pipe(withSettings([
+      ["LOOM_HOST", options.host],
+      ["LOOM_PORT", Option.map(options.port, String)],
+      ["LOOM_DATA_DIR", options.dataDir],
+      ["LOOM_LLM", llm(options.simulator)]
+    ]))
+
+  const inProcess = (options: { readonly dataDir: Option.Option<string>; readonly simulator: boolean }) =>
+    withSettings([["LOOM_DATA_DIR", options.dataDir], ["LOOM_LLM", llm(options.simulator)]])
+
+  const tools = Command.make("tools", { json, dataDir, simulator }, (options) =>
+    local.tools.pipe(
+      Effect.flatMap((all) =>
+        options.json
+          ? Console.log(
+            JSON.stringify(all.map((tool) => ({ name: tool.name, kind: tool.kind, description: tool.description })))
+          )
+          : Progress.toolTable(all)
+      ),
+      inProcess(options)
+    )).pipe(Command.withDescription("List the tools, local and from MCP servers"))
+
+  const runArgs = {
+    name: Args.text({ name: "name" }),
+    input: Args.text({ name: "input" }).pipe(Args.withDescription("the task or question")),
+    json,
+    dataDir,
+    simulator
+  }
+
+  const workflow = Command.make(
+    "workflow",
+    runArgs,
+    (options) =>
+      Effect.flatMap(
+        Effect.clockWith((clock) => clock.currentTimeMillis),
+        (since) =>
+          local.workflow(options.name, options.input).pipe(
+            Stream.runForEach((event) =>
+              options.json
+                ? Console.log(JSON.stringify(encodeWorkflowEvent(event)))
+                : Progress.workflowEvent(since)(event)
+            ),
+            inProcess(options)
+          )
+      )
+  ).pipe(Command.withDescription("Run a workflow (`coding`) here, printing each step as it happens"))
+
+  const agent = Command.make(
+    "agent",
+    runArgs,
+    (options) =>
+      Effect.flatMap(
+        Effect.clockWith((clock) => clock.currentTimeMillis),
+        (since) =>
+          local.agent(options.name, options.input).pipe(
+            Stream.runForEach((event) =>
+              options.json ? Console.log(JSON.stringify(encodeAgentEvent(event))) : Progress.agentEvent(since)(event)
+            ),
+            inProcess(options)
+          )
+      )
+  ).pipe(Command.withDescription("Run an agent (`assistant`) here, printing each tool call as it happens"))
+
+  const run = Command.make("run").pipe(
+    Command.withDescription("Run a workflow or an agent in this process"),
+    Command.withSubcommands([workflow, agent])
+  )
+
+  const runs = Command.make("runs").pipe(
+    Command.withDescription("The runs of a running service, over its HTTP API (--url)"),
+    Command.withSubcommands([
+      Command.make("list", { url, json }, (o) => RunsClient.list(o.url, o.json)).pipe(
+        Command.withDescription("List the service's runs")
+      ),
+      Command.make("show", { url, json, id }, (o) => RunsClient.show(o.url, o.id, o.json)).pipe(
+        Command.withDescription("Show one run")
+      ),
+      Command.make("follow", { url, json, id }, (o) => RunsClient.follow(o.url, o.id, o.json)).pipe(
+        Command.withDescription("Print a run's events, its history first, until it ends")
+      ),
+      Command.make("cancel", { url, json, id }, (o) => RunsClient.cancel(o.url, o.id, o.json)).pipe(
+        Command.withDescription("Stop a run for good")
+      )
+    ])
+  )
+
+  return Command.make("loom", serveOptions, serve).pipe(
+    Command.withDescription("Loom: agents and workflows on Effect. With no command, `loom` serves like `loom serve`."),
+    Command.withSubcommands([
+      Command.make("serve", serveOptions, serve).pipe(
+        Command.withDescription("Run the HTTP service (or, with --mcp-stdio, an MCP server on stdio)")
+      ),
+      tools,
+      run,
+      runs
+    ])
+  )
+}
+
+/** The subcommands under each command, to find the deepest one a bad command line named. */
+const subcommands: Readonly<Record<string, ReadonlyArray<string>>> = {
+  loom: ["serve", "tools", "run", "runs"],
+  run: ["workflow", "agent"],
+  runs: ["list", "show", "follow", "cancel"]
+}
+
+/** `loom runs shwo x` -> ["runs"]: the command path a command line names, as far as it is valid. */
+const commandPath = (args: ReadonlyArray<string>) => {
+  const path: Array<string> = []
+  let at = "loom"
+  for (const arg of args) {
+    if (arg.startsWith("-")) continue
+    if (!subcommands[at]?.includes(arg)) break
+    path.push(arg)
+    at = arg
+  }
+  return path
+}
+
+const isUsage = (error: unknown) => ValidationError.isValidationError(error) || error instanceof UsageError
+
+const describe = (error: unknown) =>
+  error instanceof Error && error.message !== "" ? error.message : JSON.stringify(error)
+
+/**
+ * The CLI over `argv` (as in `process.argv`). Bad usage prints what was wrong and the
+ * help of the command it named; any other failure prints its message on stderr, once.
+ */
+export const run = <E, R>(local: Local<E, R>, options: { readonly version: string }) => {
+  const cli = Command.run(make(local), { name: "loom", version: options.version })
+  return (argv: ReadonlyArray<string>) =>
+    cli(argv).pipe(
+      Effect.tapErrorCause((cause) =>
+        Option.match(Cause.failureOption(cause), {
+          onNone: () => Cause.isInterruptedOnly(cause) ? Effect.void : Console.error(Cause.pretty(cause)),
+          onSome: (error) =>
+            Effect.zipRight(
+              // @effect/cli has printed what was wrong with the command line already
+              ValidationError.isValidationError(error) ? Effect.void : Console.error(`loom: ${describe(error)}`),
+              isUsage(error)
+                ? cli([...argv.slice(0, 2), ...commandPath(argv.slice(2)), "--help"]).pipe(Effect.ignore)
+                : Effect.void
+            )
+        })
+      )
+    )
+}
+
+/** The process's exit code: 0 on success or interruption (a signal), 2 for bad usage, 1 otherwise. */
+export const exitCode = (exit: Exit.Exit<unknown, unknown>) => {
+  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return 0
+  return Option.match(Cause.failureOption(exit.cause), { onNone: () => 1, onSome: (e) => isUsage(e) ? 2 : 1 })
+}

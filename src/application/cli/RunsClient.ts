@@ -1,0 +1,96 @@
+/**
+ * `loom runs ...`: the runs of a running service, over its HTTP API. The client is
+ * derived from the same `LoomApi` the service serves, so a reply that does not match
+ * the API is a typed decode error, not a guess; the event stream is read as SSE.
+ */
+import { HttpApiClient, HttpClient, HttpClientError } from "@effect/platform"
+import { Console, Data, Effect, Schema, Stream } from "effect"
+import type { RunRecord } from "../../domain/Workflow.js"
+import { RunNotFound, WorkflowEvent } from "../../domain/Workflow.js"
+import { LoomApi } from "../http/Api.js"
+import * as Progress from "./Progress.js"
+
+/** No service answered at `url`. */
+export class ServiceUnreachable extends Data.TaggedError("ServiceUnreachable")<{
+  readonly url: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `cannot reach Loom at ${this.url} (${this.reason}); start it with \`loom serve\` or pass --url`
+  }
+}
+
+const unreachable = (url: string) => (error: HttpClientError.HttpClientError) =>
+  new ServiceUnreachable({ url, reason: error.message })
+
+const client = (url: string) => HttpApiClient.make(LoomApi, { baseUrl: url })
+
+const seconds = (since: number, now: number) => `${Math.round((now - since) / 1000)}s`
+
+const table = (runs: ReadonlyArray<RunRecord>) =>
+  Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (now) =>
+    Console.log(
+      [
+        `${"thread".padEnd(38)} ${"workflow".padEnd(10)} ${"status".padEnd(12)} ${"step".padStart(4)}  updated`,
+        ...runs.map((run) =>
+          `${run.threadId.padEnd(38)} ${run.workflow.padEnd(10)} ${run.status.padEnd(12)} ${
+            String(run.step).padStart(4)
+          }  ${seconds(run.updatedAt, now)} ago${run.error === undefined ? "" : `  ${run.error}`}`
+        )
+      ].join("\n")
+    ))
+
+const printJson = (value: unknown) => Console.log(JSON.stringify(value))
+
+export const list = (url: string, json: boolean) =>
+  client(url).pipe(
+    Effect.flatMap((api) => api.runs.list()),
+    Effect.flatMap((runs) => json ? printJson(runs) : table(runs)),
+    Effect.catchTags({ RequestError: unreachable(url) })
+  )
+
+export const show = (url: string, id: string, json: boolean) =>
+  client(url).pipe(
+    Effect.flatMap((api) => api.runs.get({ path: { id } })),
+    Effect.flatMap((run) => json ? printJson(run) : table([run])),
+    Effect.catchTags({ RequestError: unreachable(url) })
+  )
+
+export const cancel = (url: string, id: string, json: boolean) =>
+  client(url).pipe(
+    Effect.flatMap((api) => api.runs.cancel({ path: { id } })),
+    Effect.flatMap((run) => json ? printJson(run) : Console.log(`${run.threadId} ${run.status}`)),
+    Effect.catchTags({ RequestError: unreachable(url) })
+  )
+
+const decodeEvent = Schema.decode(Schema.parseJson(WorkflowEvent))
+
+/** The `data:` payloads of a Server-Sent Events body, one per event. */
+const sseData = <E>(bytes: Stream.Stream<Uint8Array, E>) =>
+  bytes.pipe(
+    Stream.decodeText(),
+    Stream.splitLines,
+    Stream.filter((line) => line.startsWith("data: ")),
+    Stream.map((line) => line.slice("data: ".length))
+  )
+
+/** Prints a run's events as they come (history first) until the run ends. */
+export const follow = (url: string, id: string, json: boolean) =>
+  Effect.gen(function*() {
+    const http = (yield* HttpClient.HttpClient).pipe(HttpClient.filterStatusOk)
+    const since = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+    const print = Progress.workflowEvent(since)
+    const response = yield* http.get(`${url}/v1/runs/${encodeURIComponent(id)}/events`)
+    yield* sseData(response.stream).pipe(
+      Stream.runForEach((data) => json ? Console.log(data) : Effect.flatMap(decodeEvent(data), print))
+    )
+  }).pipe(
+    Effect.scoped,
+    Effect.catchTags({
+      RequestError: unreachable(url),
+      ResponseError: (error) =>
+        error.response.status === 404
+          ? Effect.fail(new RunNotFound({ threadId: id }))
+          : Effect.fail(new ServiceUnreachable({ url, reason: error.message }))
+    })
+  )
