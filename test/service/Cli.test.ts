@@ -83,6 +83,14 @@ describe("the loom CLI", () => {
         const help = yield* loom(env, "runs", "follow", "--help")
         assert.strictEqual(help.exitCode, 0)
         assert.include(help.stdout, "Print a run's events")
+
+        // the README's command list is the one `loom --help` prints
+        const root = yield* loom(env, "--help")
+        assert.strictEqual(root.exitCode, 0)
+        const listed = root.stdout.replace(/\x1b\[[0-9;]*m/g, "").split("COMMANDS")[1]!.split("\n")
+          .filter((line) => line.startsWith("  - ")).map((line) => line.slice(2).trimEnd())
+        const readme = fs.readFileSync(new URL("../../README.md", import.meta.url), "utf8")
+        assert.deepStrictEqual(/```text\n([\s\S]*?)```/.exec(readme)![1]!.trimEnd().split("\n"), listed)
       }).pipe(Effect.provide(Runner)),
     120_000
   )

@@ -9,7 +9,7 @@
  * layers read them through `Config` exactly as they read the environment.
  */
 import { Args, Command, Options, ValidationError } from "@effect/cli"
-import { Cause, ConfigProvider, Console, Data, Effect, Exit, Option, Schema, Stream } from "effect"
+import { Cause, ConfigError, ConfigProvider, Console, Data, Effect, Exit, Option, Schema, Stream } from "effect"
 import { AgentEvent } from "../../domain/Agent.js"
 import type { ToolDefinition } from "../../domain/Tool.js"
 import { WorkflowEvent } from "../../domain/Workflow.js"
@@ -205,7 +205,11 @@ const commandPath = (args: ReadonlyArray<string>) => {
 const isUsage = (error: unknown) => ValidationError.isValidationError(error) || error instanceof UsageError
 
 const describe = (error: unknown) =>
-  error instanceof Error && error.message !== "" ? error.message : JSON.stringify(error)
+  ConfigError.isConfigError(error)
+    ? `invalid configuration ${String(error)}`
+    : error instanceof Error && error.message !== ""
+    ? error.message
+    : JSON.stringify(error)
 
 /**
  * The CLI over `argv` (as in `process.argv`). Bad usage prints what was wrong and the
