@@ -37,7 +37,7 @@ export interface Options {
   /** Which errors are worth another attempt (default `Retry.isRetryable`). */
   readonly isRetryable?: (error: ToolError) => boolean
   /** Settings of the breaker kept per tool, or `false` for none (default: 5 failures in a row, 30 s reset). */
-  readonly breaker?: Omit<CircuitBreaker.Options, "service"> | false
+  readonly breaker?: Omit<CircuitBreaker.Options<ToolHandlerError>, "service"> | false
   /** Sees every call that ends failed, timed out or rejected. */
   readonly onError?: (call: ToolCall, error: ToolError) => Effect.Effect<void>
 }
@@ -155,15 +155,12 @@ export const make = (options: Options = {}) =>
       capacity: 10_000,
       timeToLive: Infinity,
       lookup: (tool: string) =>
-        CircuitBreaker.make({
+        CircuitBreaker.make<ToolHandlerError>({
           consecutiveFailures: 5,
           resetTimeout: "30 seconds",
           ...breakerOptions,
           service: `tool:${tool}`,
-          isFailure: (error) => {
-            const tagged = error as ToolError
-            return tagged._tag === "ToolFailed" || tagged._tag === "Timeout"
-          }
+          isFailure: (error) => error._tag === "ToolFailed" || error._tag === "Timeout"
         }).pipe(Scope.extend(scope))
     })
 
@@ -173,8 +170,9 @@ export const make = (options: Options = {}) =>
         Metric.update(MetricTags.tagged(toolDuration, { tool: result.tool }), result.durationMs)
       )
 
-    const protect = (tool: string) => <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, E | CircuitOpen> =>
-      breakerOptions === false ? self : Effect.flatMap(breakers.get(tool), (breaker) => breaker.protect(self))
+    const protect =
+      (tool: string) => <A, E extends ToolHandlerError>(self: Effect.Effect<A, E>): Effect.Effect<A, E | CircuitOpen> =>
+        breakerOptions === false ? self : Effect.flatMap(breakers.get(tool), (breaker) => breaker.protect(self))
 
     const onThread = (tool: CpuTool<Schema.Schema.AnyNoContext, Schema.Schema.AnyNoContext>, input: unknown) =>
       Option.match(cpu, {

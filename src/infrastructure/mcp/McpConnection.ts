@@ -98,15 +98,12 @@ export const make = (options: Options) =>
         ? new McpRequestFailed({ server: name, code: error.code, message: error.message })
         : unavailable(error instanceof Error ? error.message : String(error))
 
-    const breaker = yield* CircuitBreaker.make({
+    const breaker = yield* CircuitBreaker.make<Exclude<RequestError, CircuitOpen>>({
       consecutiveFailures: 3,
       resetTimeout: "5 seconds",
       ...options.breaker,
       service: `mcp:${name}`,
-      isFailure: (error) => {
-        const tag = (error as { readonly _tag?: string })._tag
-        return tag === "McpUnavailable" || tag === "Timeout"
-      }
+      isFailure: (error) => error._tag === "McpUnavailable" || error._tag === "Timeout"
     })
 
     /** One session: connect, publish it, wait for the connection to die; closed on the way out. */

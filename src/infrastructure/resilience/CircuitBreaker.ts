@@ -19,7 +19,8 @@ export interface BreakerChange {
   readonly at: number
 }
 
-export interface Options {
+/** `E`: the errors of the calls it protects, which `isFailure` sorts (unknown when it protects anything). */
+export interface Options<E = unknown> {
   /** Names the protected service in errors, metrics and changes. */
   readonly service: string
   /** Trip after this many failures in a row (default 5). */
@@ -41,13 +42,13 @@ export interface Options {
   /** Probe successes that close the breaker (default 1). */
   readonly successThreshold?: number
   /** Which errors count against the service (default: all). Others count as answers. */
-  readonly isFailure?: (error: unknown) => boolean
+  readonly isFailure?: (error: E) => boolean
 }
 
-export interface CircuitBreaker {
+export interface CircuitBreaker<E = unknown> {
   readonly service: string
   /** Runs `self` unless the breaker is open, in which case it fails with `CircuitOpen` without running it. */
-  readonly protect: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpen, R>
+  readonly protect: <A, E1 extends E, R>(self: Effect.Effect<A, E1, R>) => Effect.Effect<A, E1 | CircuitOpen, R>
   readonly status: Effect.Effect<BreakerStatus>
   /** The full internal state, for health reports and tests. */
   readonly snapshot: Effect.Effect<BreakerState>
@@ -70,7 +71,7 @@ export const statusOf = (state: BreakerState): BreakerStatus =>
 const statusValue = (status: BreakerStatus): number => status === "closed" ? 0 : status === "half_open" ? 1 : 2
 
 /** Fills in the defaults. */
-export const settings = (options: Options): BreakerSettings => {
+export const settings = <E>(options: Options<E>): BreakerSettings => {
   const windowMillis = options.failureRate ? Duration.toMillis(options.failureRate.window) : 60_000
   const resetTimeoutMillis = Duration.toMillis(options.resetTimeout ?? "30 seconds")
   return {
@@ -88,7 +89,7 @@ export const settings = (options: Options): BreakerSettings => {
 }
 
 /** Builds a breaker; the scope owns the change hub. */
-export const make = (options: Options): Effect.Effect<CircuitBreaker, never, Scope.Scope> =>
+export const make = <E = unknown>(options: Options<E>): Effect.Effect<CircuitBreaker<E>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const config = settings(options)
     const isFailure = options.isFailure ?? (() => true)
@@ -122,7 +123,7 @@ export const make = (options: Options): Effect.Effect<CircuitBreaker, never, Sco
         }
       )
 
-    const settle = <E>(permit: Permit, cause: Cause.Cause<E> | undefined): Effect.Effect<Permit> => {
+    const settle = (permit: Permit, cause: Cause.Cause<E> | undefined): Effect.Effect<Permit> => {
       if (cause === undefined) return step({ _tag: "Success", permit })
       if (Cause.isInterruptedOnly(cause)) return step({ _tag: "Cancel", permit })
       const failure = Cause.failureOption(cause)
@@ -135,20 +136,21 @@ export const make = (options: Options): Effect.Effect<CircuitBreaker, never, Sco
      * counts for nothing, so the call only needs its outcome recorded. Open and half-open
      * hand out probe slots, which must be returned even on interruption.
      */
-    const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpen, R> =>
-      Effect.flatMap(Ref.get(ref), (state): Effect.Effect<A, E | CircuitOpen, R> =>
+    const protect = <A, E1 extends E, R>(self: Effect.Effect<A, E1, R>): Effect.Effect<A, E1 | CircuitOpen, R> =>
+      Effect.flatMap(Ref.get(ref), (state): Effect.Effect<A, E1 | CircuitOpen, R> =>
         state._tag === "Closed"
           ? Effect.matchCauseEffect(self, {
             onSuccess: (value) => Effect.as(settle(normalPermit, undefined), value),
             onFailure: (cause) => Effect.zipRight(settle(normalPermit, cause), Effect.failCause(cause))
           })
           : Effect.uninterruptibleMask((restore) =>
-            Effect.flatMap(step({ _tag: "Acquire" }), (permit): Effect.Effect<A, E | CircuitOpen, R> =>
+            Effect.flatMap(step({ _tag: "Acquire" }), (permit): Effect.Effect<A, E1 | CircuitOpen, R> =>
               permit._tag === "Rejected"
                 ? Effect.fail(new CircuitOpen({ service, retryAfter: Duration.millis(permit.retryAfterMillis) }))
                 : Effect.onExit(
                   restore(self),
-                  (exit) => settle(permit, Exit.isSuccess(exit) ? undefined : exit.cause)
+                  (exit) =>
+                    settle(permit, Exit.isSuccess(exit) ? undefined : exit.cause)
                 ))
           ))
 
@@ -161,5 +163,5 @@ export const make = (options: Options): Effect.Effect<CircuitBreaker, never, Sco
       changes: Stream.fromPubSub(hub),
       subscribe: Stream.fromPubSub(hub, { scoped: true }),
       reset: Effect.asVoid(step({ _tag: "Reset" }))
-    } satisfies CircuitBreaker
+    } satisfies CircuitBreaker<E>
   })
