@@ -9,6 +9,7 @@ import {
   AgentRuntime,
   InMemoryToolRegistry,
   SqliteCheckpointStore,
+  Timeouts,
   Tool,
   ToolExecutor,
   Workflow,
@@ -41,8 +42,8 @@ const registry = InMemoryToolRegistry.layer([wait])
 export const agents = () =>
   ManagedRuntime.make(
     AgentRuntime.AgentRuntime.Default.pipe(
-      Layer.provide(ToolExecutor.ToolExecutor.layer({ breaker: false })),
-      Layer.provide(registry),
+      Layer.provide(ToolExecutor.ToolExecutor.layerIo({ breaker: false })),
+      Layer.provide([registry, Timeouts.Timeouts.Default]),
       Layer.provide(ScriptedModel.layer)
     )
   )

@@ -1,6 +1,6 @@
 /** Executor scenarios: fan-out overhead over real timers, and DAG scheduling on the critical path. */
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
-import { InMemoryToolRegistry, Tool, ToolCall, ToolExecutor, ToolGraph } from "loom"
+import { InMemoryToolRegistry, Timeouts, Tool, ToolCall, ToolExecutor, ToolGraph } from "loom"
 import { setTimeout as sleepMs } from "node:timers/promises"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
@@ -14,7 +14,9 @@ const sleep = Tool.make({
 })
 
 const runtime = ManagedRuntime.make(
-  ToolExecutor.ToolExecutor.layer({ concurrency: 100 }).pipe(Layer.provide(InMemoryToolRegistry.layer([sleep])))
+  ToolExecutor.ToolExecutor.layerIo({ concurrency: 100 }).pipe(
+    Layer.provide([InMemoryToolRegistry.layer([sleep]), Timeouts.Timeouts.Default])
+  )
 )
 
 const calls = Array.from({ length: 100 }, (_, i) => ToolCall.toolCall(`c${i}`, "sleep", { ms: 20 }))

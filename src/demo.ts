@@ -21,6 +21,7 @@ import * as OllamaLanguageModel from "./infrastructure/ollama/OllamaLanguageMode
 import * as OllamaSimulator from "./infrastructure/ollama/OllamaSimulator.js"
 import * as SqliteCheckpointStore from "./infrastructure/persistence/SqliteCheckpointStore.js"
 import * as NodeProcessRunner from "./infrastructure/process/NodeProcessRunner.js"
+import * as Timeouts from "./infrastructure/resilience/Timeouts.js"
 import * as InMemoryToolRegistry from "./infrastructure/tools/InMemoryToolRegistry.js"
 
 const calls = [
@@ -116,4 +117,7 @@ const MainLive = Layer.mergeAll(
   Registry
 )
 
-Effect.zipRight(demo, coding).pipe(Effect.provide(MainLive), NodeRuntime.runMain)
+Effect.zipRight(demo, coding).pipe(
+  Effect.provide(MainLive.pipe(Layer.provide(Timeouts.Timeouts.layerConfig))),
+  NodeRuntime.runMain
+)

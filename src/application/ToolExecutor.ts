@@ -6,10 +6,26 @@
  * fails or cancels another. Interrupting an execution interrupts every running call.
  *
  * The work goes where the tool's declared kind says: `io` on a fiber, `cpu` to the
- * `CpuRunner` (worker threads), `process` to the `ProcessRunner` (child processes).
+ * `CpuRunner` (worker threads), `process` to the `ProcessRunner` (child processes). The
+ * runners are requirements of `ToolExecutor.layer`, so a missing one is a type error;
+ * `ToolExecutor.layerIo` is the executor for io tools alone.
  */
 import type { Duration } from "effect"
-import { Cache, Cause, Clock, Deferred, Effect, Exit, Layer, Metric, Option, ParseResult, Schema, Scope } from "effect"
+import {
+  Cache,
+  Cause,
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  Layer,
+  Metric,
+  Option,
+  ParseResult,
+  Schema,
+  Scope
+} from "effect"
 import type { CpuPoolError, CpuTaskFailed } from "../domain/Cpu.js"
 import { CpuRunner } from "../domain/Cpu.js"
 import type { CircuitOpen, ToolError, ToolHandlerError } from "../domain/Errors.js"
@@ -108,9 +124,9 @@ const unstarted = (node: ToolGraph.Node, error: DependencyFailed | InvalidToolIn
     durationMs: 0
   }, trusted)
 
-/** A cpu or process tool called where no runner was provided. */
+/** A cpu or process tool called on an executor for io tools only (`layerIo`). */
 const unrouted = (tool: string, port: string) =>
-  new ToolFailed({ tool, message: `no ${port} is provided to run this tool`, retryable: false })
+  new ToolFailed({ tool, message: `no ${port} is provided to run this tool (ToolExecutor.layerIo)`, retryable: false })
 
 /** What went wrong on the worker thread, as the tool's failure (queueing and deadlines pass through). */
 const cpuFailure = (tool: string) => (error: CpuPoolError | CpuTaskFailed) => {
@@ -139,16 +155,158 @@ const processFailure = (tool: string) => (error: ProcessFailed | ToolHandlerErro
 const defectToFailure = (tool: string, cause: Cause.Cause<never>): ToolFailed =>
   new ToolFailed({ tool, message: `tool crashed: ${Cause.pretty(cause).split("\n")[0]}`, retryable: false })
 
-export const make = (options: Options = {}) =>
+/** Where `cpu` and `process` tools run; `None` on an executor for io tools only (`layerIo`). */
+interface Runners {
+  readonly cpu: Option.Option<CpuRunner["Type"]>
+  readonly processes: Option.Option<ProcessRunner["Type"]>
+}
+
+type AnyCpuTool = CpuTool<Schema.Schema.AnyNoContext, Schema.Schema.AnyNoContext>
+type AnyProcessTool = ProcessTool<Schema.Schema.AnyNoContext, Schema.Schema.AnyNoContext>
+
+const onThread = (runners: Runners, tool: AnyCpuTool, input: unknown) =>
+  Option.match(runners.cpu, {
+    onNone: () => Effect.fail(unrouted(tool.name, "CpuRunner")),
+    onSome: (runner) => Effect.suspend(() => runner.run(tool.task(input))).pipe(Effect.mapError(cpuFailure(tool.name)))
+  })
+
+const inProcess = (runners: Runners, tool: AnyProcessTool, input: unknown) =>
+  Option.match(runners.processes, {
+    onNone: () => Effect.fail(unrouted(tool.name, "ProcessRunner")),
+    onSome: (runner) =>
+      Effect.suspend(() => runner.run(tool.command(input))).pipe(
+        Effect.flatMap(tool.parse),
+        Effect.mapError(processFailure(tool.name))
+      )
+  })
+
+/** The tool's own work, where its kind says it runs. */
+const work = (runners: Runners, tool: ToolDefinition, input: unknown): Effect.Effect<unknown, ToolHandlerError> => {
+  switch (tool.kind) {
+    case "io":
+      return tool.handler(input)
+    case "cpu":
+      return onThread(runners, tool, input)
+    case "process":
+      return inProcess(runners, tool, input)
+  }
+}
+
+/** What one attempt needs besides the call: where work runs, the tool's breaker, the retry defaults. */
+interface Attempts {
+  readonly runners: Runners
+  readonly protect: (tool: string) => <A, E extends ToolHandlerError>(
+    self: Effect.Effect<A, E>
+  ) => Effect.Effect<A, E | CircuitOpen>
+  readonly retry: RetryPolicy
+  readonly isRetryable: (error: ToolError) => boolean
+}
+
+/** The output, encoded with the tool's schema; a mismatch is the tool's failure. */
+const encodeOutput = (tool: ToolDefinition) => (output: unknown) =>
+  Schema.encodeUnknown(tool.output)(output).pipe(
+    Effect.mapError((error) =>
+      new ToolFailed({
+        tool: tool.name,
+        message: `output does not match the tool's schema: ${error.message}`,
+        retryable: false
+      })
+    )
+  )
+
+/** Runs one decoded call with timeout, breaker and retry; counts attempts. */
+const attempt = (
+  context: Attempts,
+  tool: ToolDefinition,
+  input: unknown,
+  timeout: Duration.DurationInput,
+  attempts: { count: number }
+): Effect.Effect<unknown, ToolError> => {
+  const once = Effect.suspend(() => {
+    attempts.count++
+    return work(context.runners, tool, input)
+  }).pipe(
+    Effect.catchAllDefect((defect) => Effect.fail(defectToFailure(tool.name, Cause.die(defect)))),
+    Timeouts.within(`tool:${tool.name}`, tool.timeout ?? timeout),
+    context.protect(tool.name),
+    Effect.flatMap(encodeOutput(tool))
+  )
+  const policy = tool.retry ?? context.retry
+  return policy.maxRetries === 0 ? once : Effect.retry(once, Retry.schedule<ToolError>(policy, context.isRetryable))
+}
+
+const recordMetrics = (result: ToolResult) =>
+  Effect.zipRight(
+    Metric.increment(MetricTags.tagged(toolCalls, { tool: result.tool, status: result.status })),
+    Metric.update(MetricTags.tagged(toolDuration, { tool: result.tool }), result.durationMs)
+  )
+
+/** A graph's nodes, each started the moment its own dependencies have finished. */
+const runGraph = (
+  execute: Service["execute"],
+  graph: ToolGraph.ToolGraph,
+  concurrency: number,
+  callOptions: CallOptions
+): Effect.Effect<ReadonlyArray<ToolResult>> =>
+  Effect.gen(function*() {
+    const semaphore = yield* Effect.makeSemaphore(concurrency)
+    const done = new Map<string, Deferred.Deferred<ToolResult>>()
+    for (const node of graph.nodes) done.set(node.id, yield* Deferred.make<ToolResult>())
+    const finished = (id: string) => Deferred.await(done.get(id)!)
+
+    const runNode = (node: ToolGraph.Node): Effect.Effect<ToolResult> =>
+      Effect.gen(function*() {
+        const upstream = yield* Effect.forEach(node.dependsOn ?? [], finished)
+        const blocker = upstream.find((result) => !result.succeeded)
+        if (blocker) return unstarted(node, new DependencyFailed({ node: node.id, dependency: blocker.callId }))
+        const outputs = Object.fromEntries(upstream.map((result) => [result.callId, result.output]))
+        const input = node.inputFrom ? yield* Effect.try(() => node.inputFrom!(outputs)) : node.input
+        return yield* semaphore.withPermits(1)(
+          execute(
+            new ToolCall({ id: ToolCallId.make(node.id), tool: toolNameOrUnknown(node.tool), input }),
+            callOptions
+          )
+        )
+      }).pipe(
+        Effect.catchTag("UnknownException", (error) =>
+          Effect.succeed(
+            unstarted(node, new InvalidToolInput({ tool: node.tool, field: "", message: String(error.error) }))
+          )),
+        Effect.tap((result) => Deferred.succeed(done.get(node.id)!, result))
+      )
+
+    return yield* Effect.forEach(graph.nodes, runNode, { concurrency: "unbounded" })
+  })
+
+/** The executor's contract. Every method answers with results; a call's failure is in its `ToolResult`. */
+export interface Service {
+  /** One call: decode input, then retry, breaker and deadline around the tool's work. */
+  readonly execute: (call: ToolCall, options?: CallOptions) => Effect.Effect<ToolResult>
+  /** Calls at once under a bound; results in call order; one failure never fails or cancels another. */
+  readonly executeParallel: (
+    calls: Iterable<ToolCall>,
+    options?: CallOptions
+  ) => Effect.Effect<ReadonlyArray<ToolResult>>
+  /** Calls one after another, stopping at the first that does not succeed. */
+  readonly executeSequential: (calls: Iterable<ToolCall>, options?: CallOptions) => Effect.Effect<SequentialOutcome>
+  /** A DAG: each node starts when its dependencies finish; a failed node's dependents are skipped. */
+  readonly executeGraph: (graph: ToolGraph.ToolGraph, options?: CallOptions) => Effect.Effect<ReadonlyArray<ToolResult>>
+  /** One tool over many inputs, in parallel; call ids are `tool#index`. */
+  readonly executeBatch: (
+    tool: string,
+    inputs: Iterable<unknown>,
+    options?: CallOptions
+  ) => Effect.Effect<ReadonlyArray<ToolResult>>
+  /** The breaker guarding `tool`, for health reports. */
+  readonly breaker: (tool: string) => Effect.Effect<CircuitBreaker.CircuitBreaker<ToolHandlerError>>
+}
+
+const makeWith = (options: Options, runners: Runners) =>
   Effect.gen(function*() {
     const registry = yield* ToolRegistry
-    const cpu = yield* Effect.serviceOption(CpuRunner)
-    const processes = yield* Effect.serviceOption(ProcessRunner)
-    const timeouts = Option.getOrElse(yield* Effect.serviceOption(Timeouts.Timeouts), () => Timeouts.defaults)
+    const timeouts = yield* Timeouts.Timeouts
     const scope = yield* Effect.scope
     const defaultConcurrency = options.concurrency ?? 8
-    const defaultRetry = options.retry ?? RetryPolicy.none
-    const isRetryable = options.isRetryable ?? Retry.isRetryable
     const breakerOptions = options.breaker
 
     const breakers = yield* Cache.make({
@@ -164,84 +322,24 @@ export const make = (options: Options = {}) =>
         }).pipe(Scope.extend(scope))
     })
 
-    const recordMetrics = (result: ToolResult) =>
-      Effect.zipRight(
-        Metric.increment(MetricTags.tagged(toolCalls, { tool: result.tool, status: result.status })),
-        Metric.update(MetricTags.tagged(toolDuration, { tool: result.tool }), result.durationMs)
-      )
-
-    const protect =
-      (tool: string) => <A, E extends ToolHandlerError>(self: Effect.Effect<A, E>): Effect.Effect<A, E | CircuitOpen> =>
-        breakerOptions === false ? self : Effect.flatMap(breakers.get(tool), (breaker) => breaker.protect(self))
-
-    const onThread = (tool: CpuTool<Schema.Schema.AnyNoContext, Schema.Schema.AnyNoContext>, input: unknown) =>
-      Option.match(cpu, {
-        onNone: () => Effect.fail(unrouted(tool.name, "CpuRunner")),
-        onSome: (runner) =>
-          Effect.suspend(() => runner.run(tool.task(input))).pipe(Effect.mapError(cpuFailure(tool.name)))
-      })
-
-    const inProcess = (tool: ProcessTool<Schema.Schema.AnyNoContext, Schema.Schema.AnyNoContext>, input: unknown) =>
-      Option.match(processes, {
-        onNone: () => Effect.fail(unrouted(tool.name, "ProcessRunner")),
-        onSome: (runner) =>
-          Effect.suspend(() => runner.run(tool.command(input))).pipe(
-            Effect.flatMap(tool.parse),
-            Effect.mapError(processFailure(tool.name))
-          )
-      })
-
-    /** The tool's own work, where its kind says it runs. */
-    const work = (tool: ToolDefinition, input: unknown): Effect.Effect<unknown, ToolHandlerError> => {
-      switch (tool.kind) {
-        case "io":
-          return tool.handler(input)
-        case "cpu":
-          return onThread(tool, input)
-        case "process":
-          return inProcess(tool, input)
-      }
-    }
-
-    /** Runs one decoded call with timeout, breaker and retry; counts attempts. */
-    const attempt = (
-      tool: ToolDefinition,
-      input: unknown,
-      timeout: Duration.DurationInput,
-      attempts: { count: number }
-    ): Effect.Effect<unknown, ToolError> => {
-      const once = Effect.suspend(() => {
-        attempts.count++
-        return work(tool, input)
-      }).pipe(
-        Effect.catchAllDefect((defect) => Effect.fail(defectToFailure(tool.name, Cause.die(defect)))),
-        Timeouts.within(`tool:${tool.name}`, tool.timeout ?? timeout),
-        protect(tool.name),
-        Effect.flatMap((output) =>
-          Schema.encodeUnknown(tool.output)(output).pipe(
-            Effect.mapError((error) =>
-              new ToolFailed({
-                tool: tool.name,
-                message: `output does not match the tool's schema: ${error.message}`,
-                retryable: false
-              })
-            )
-          )
-        )
-      )
-      const policy = tool.retry ?? defaultRetry
-      return policy.maxRetries === 0 ? once : Effect.retry(once, Retry.schedule<ToolError>(policy, isRetryable))
+    const context: Attempts = {
+      runners,
+      protect: (tool) => (self) =>
+        breakerOptions === false ? self : Effect.flatMap(breakers.get(tool), (breaker) => breaker.protect(self)),
+      retry: options.retry ?? RetryPolicy.none,
+      isRetryable: options.isRetryable ?? Retry.isRetryable
     }
 
     const execute = (call: ToolCall, callOptions: CallOptions = {}): Effect.Effect<ToolResult> =>
       Effect.gen(function*() {
         const started = yield* Clock.currentTimeMillis
         const attempts = { count: 0 }
+        const timeout = callOptions.timeout ?? timeouts["tool.default"]
         const exit = yield* registry.get(call.tool).pipe(
           Effect.flatMap((tool) =>
             Schema.decodeUnknown(tool.input)(call.input).pipe(
               Effect.mapError((error) => invalidInput(tool.name, error)),
-              Effect.flatMap((input) => attempt(tool, input, callOptions.timeout ?? timeouts["tool.default"], attempts))
+              Effect.flatMap((input) => attempt(context, tool, input, timeout, attempts))
             )
           ),
           Effect.exit
@@ -260,7 +358,7 @@ export const make = (options: Options = {}) =>
         if (onError) yield* onError(call, error)
         return new ToolResult({ ...fields, status: statusOf(error), error }, trusted)
       }).pipe(
-        Effect.tap((result) => recordMetrics(result)),
+        Effect.tap(recordMetrics),
         Effect.withSpan("ToolExecutor.execute", {
           attributes: { "loom.tool": call.tool, "loom.call_id": call.id },
           // a stack trace per call is costly on the hot path; the span name and attributes locate it
@@ -268,18 +366,12 @@ export const make = (options: Options = {}) =>
         })
       )
 
-    const executeParallel = (
-      calls: Iterable<ToolCall>,
-      callOptions: CallOptions = {}
-    ): Effect.Effect<ReadonlyArray<ToolResult>> =>
+    const executeParallel: Service["executeParallel"] = (calls, callOptions = {}) =>
       Effect.forEach(calls, (call) => execute(call, callOptions), {
         concurrency: callOptions.concurrency ?? defaultConcurrency
       }).pipe(Effect.withSpan("ToolExecutor.executeParallel", { captureStackTrace: false }))
 
-    const executeSequential = (
-      calls: Iterable<ToolCall>,
-      callOptions: CallOptions = {}
-    ): Effect.Effect<SequentialOutcome> =>
+    const executeSequential: Service["executeSequential"] = (calls, callOptions = {}) =>
       Effect.gen(function*() {
         const results: Array<ToolResult> = []
         for (const call of calls) {
@@ -290,72 +382,47 @@ export const make = (options: Options = {}) =>
         return { results, failure: Option.none() }
       }).pipe(Effect.withSpan("ToolExecutor.executeSequential", { captureStackTrace: false }))
 
-    const executeGraph = (
-      graph: ToolGraph.ToolGraph,
-      callOptions: CallOptions = {}
-    ): Effect.Effect<ReadonlyArray<ToolResult>> =>
-      Effect.gen(function*() {
-        const semaphore = yield* Effect.makeSemaphore(callOptions.concurrency ?? defaultConcurrency)
-        const done = new Map<string, Deferred.Deferred<ToolResult>>()
-        for (const node of graph.nodes) done.set(node.id, yield* Deferred.make<ToolResult>())
-        const finished = (id: string) => Deferred.await(done.get(id)!)
-
-        const runNode = (node: ToolGraph.Node): Effect.Effect<ToolResult> =>
-          Effect.gen(function*() {
-            const dependsOn = node.dependsOn ?? []
-            const upstream = yield* Effect.forEach(dependsOn, finished)
-            const blocker = upstream.find((result) => !result.succeeded)
-            if (blocker) return unstarted(node, new DependencyFailed({ node: node.id, dependency: blocker.callId }))
-            const outputs = Object.fromEntries(upstream.map((result) => [result.callId, result.output]))
-            const input = node.inputFrom ? yield* Effect.try(() => node.inputFrom!(outputs)) : node.input
-            return yield* semaphore.withPermits(1)(
-              execute(
-                new ToolCall({ id: ToolCallId.make(node.id), tool: toolNameOrUnknown(node.tool), input }),
-                callOptions
-              )
-            )
-          }).pipe(
-            Effect.catchTag("UnknownException", (error) =>
-              Effect.succeed(
-                unstarted(node, new InvalidToolInput({ tool: node.tool, field: "", message: String(error.error) }))
-              )),
-            Effect.tap((result) => Deferred.succeed(done.get(node.id)!, result))
-          )
-
-        return yield* Effect.forEach(graph.nodes, runNode, { concurrency: "unbounded" })
-      }).pipe(Effect.withSpan("ToolExecutor.executeGraph", { captureStackTrace: false }))
-
-    const executeBatch = (
-      tool: string,
-      inputs: Iterable<unknown>,
-      callOptions: CallOptions = {}
-    ): Effect.Effect<ReadonlyArray<ToolResult>> =>
-      executeParallel(
-        Array.from(
-          inputs,
-          (input, i) => new ToolCall({ id: ToolCallId.make(`${tool}#${i}`), tool: toolNameOrUnknown(tool), input })
-        ),
-        callOptions
-      ).pipe(
-        Effect.withSpan("ToolExecutor.executeBatch", { attributes: { "loom.tool": tool }, captureStackTrace: false })
-      )
-
-    return {
+    return ToolExecutor.of({
       execute,
       executeParallel,
       executeSequential,
-      executeGraph,
-      executeBatch,
-      /** The breaker guarding `tool`, for health reports. */
-      breaker: (tool: string) => breakers.get(tool)
-    } as const
+      executeGraph: (graph, callOptions = {}) =>
+        runGraph(execute, graph, callOptions.concurrency ?? defaultConcurrency, callOptions).pipe(
+          Effect.withSpan("ToolExecutor.executeGraph", { captureStackTrace: false })
+        ),
+      executeBatch: (tool, inputs, callOptions = {}) =>
+        executeParallel(
+          Array.from(
+            inputs,
+            (input, i) => new ToolCall({ id: ToolCallId.make(`${tool}#${i}`), tool: toolNameOrUnknown(tool), input })
+          ),
+          callOptions
+        ).pipe(
+          Effect.withSpan("ToolExecutor.executeBatch", { attributes: { "loom.tool": tool }, captureStackTrace: false })
+        ),
+      breaker: (tool) => breakers.get(tool)
+    })
   })
 
-/** The tool executor. Needs a `ToolRegistry`; deadlines come from `Timeouts` when provided. */
-export class ToolExecutor extends Effect.Service<ToolExecutor>()("loom/ToolExecutor", {
-  scoped: make()
-}) {
-  /** An executor with its own settings (build it once: each build has its own breakers). */
-  static readonly layer = (options: Options): Layer.Layer<ToolExecutor, never, ToolRegistry> =>
-    Layer.scoped(ToolExecutor, Effect.map(make(options), (service) => ToolExecutor.make(service)))
+/** An executor that routes every kind of tool: `cpu` to the CpuRunner, `process` to the ProcessRunner. */
+export const make = (options: Options = {}) =>
+  Effect.flatMap(
+    Effect.all({ cpu: CpuRunner, processes: ProcessRunner }),
+    ({ cpu, processes }) => makeWith(options, { cpu: Option.some(cpu), processes: Option.some(processes) })
+  )
+
+/** An executor for `io` tools only: a `cpu` or `process` tool fails its call with `ToolFailed`. */
+export const makeIo = (options: Options = {}) => makeWith(options, { cpu: Option.none(), processes: Option.none() })
+
+/** The tool executor; its layers say what it needs. */
+export class ToolExecutor extends Context.Tag("loom/ToolExecutor")<ToolExecutor, Service>() {
+  /** Every kind of tool; needs the registry, the deadlines table and both runners. Build it once: each build has its own breakers. */
+  static readonly layer = (
+    options: Options = {}
+  ): Layer.Layer<ToolExecutor, never, ToolRegistry | Timeouts.Timeouts | CpuRunner | ProcessRunner> =>
+    Layer.scoped(ToolExecutor, make(options))
+  /** `io` tools only; needs the registry and the deadlines table. */
+  static readonly layerIo = (
+    options: Options = {}
+  ): Layer.Layer<ToolExecutor, never, ToolRegistry | Timeouts.Timeouts> => Layer.scoped(ToolExecutor, makeIo(options))
 }

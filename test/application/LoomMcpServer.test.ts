@@ -12,10 +12,14 @@ import * as Tool from "../../src/domain/Tool.js"
 import { ToolRegistry } from "../../src/domain/ToolRegistry.js"
 import { HttpServer } from "../../src/infrastructure/mcp/McpConfig.js"
 import * as McpConnector from "../../src/infrastructure/mcp/McpConnector.js"
+import * as Timeouts from "../../src/infrastructure/resilience/Timeouts.js"
 import * as InMemoryToolRegistry from "../../src/infrastructure/tools/InMemoryToolRegistry.js"
 
 const registry = InMemoryToolRegistry.layer(DemoTools.all)
-const services = Layer.merge(registry, ToolExecutor.layer({}).pipe(Layer.provide(registry)))
+const services = Layer.merge(
+  registry,
+  ToolExecutor.layerIo().pipe(Layer.provide([registry, Timeouts.Timeouts.Default]))
+)
 
 /** An SDK client connected to `url`, closed with the scope. */
 const client = (url: string) =>

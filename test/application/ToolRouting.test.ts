@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Metric, Schema } from "effect"
 import { ToolExecutor } from "../../src/application/ToolExecutor.js"
+import type * as Executor from "../../src/application/ToolExecutor.js"
 import * as CpuTools from "../../src/application/tools/CpuTools.js"
 import { ProcessSpec } from "../../src/domain/Process.js"
 import * as Tool from "../../src/domain/Tool.js"
@@ -12,6 +13,8 @@ import { estimateTokens } from "../../src/infrastructure/cpu/kernels/TokenEstima
 import * as NodeCpuRunner from "../../src/infrastructure/cpu/NodeCpuRunner.js"
 import * as NodeProcessRunner from "../../src/infrastructure/process/NodeProcessRunner.js"
 import * as MetricTags from "../../src/infrastructure/resilience/MetricTags.js"
+import * as Timeouts from "../../src/infrastructure/resilience/Timeouts.js"
+import * as InMemoryToolRegistry from "../../src/infrastructure/tools/InMemoryToolRegistry.js"
 import { executorLayer } from "../support/TestTools.js"
 
 /** A `process` tool: a Node script that reads `{ a, b }` as JSON on stdin and prints `{ sum }`. */
@@ -44,8 +47,15 @@ const runners = Layer.mergeAll(
   NodeProcessRunner.layer({ timeout: Duration.seconds(10) })
 )
 
-const withTools = <A, E>(tools: ReadonlyArray<ToolDefinition>, body: (executor: ToolExecutor) => Effect.Effect<A, E>) =>
-  Effect.flatMap(ToolExecutor, body).pipe(Effect.provide(executorLayer(tools).pipe(Layer.provide(runners))))
+const withTools = <A, E>(
+  tools: ReadonlyArray<ToolDefinition>,
+  body: (executor: Executor.Service) => Effect.Effect<A, E>
+) =>
+  Effect.flatMap(ToolExecutor, body).pipe(
+    Effect.provide(
+      ToolExecutor.layer().pipe(Layer.provide([InMemoryToolRegistry.layer(tools), Timeouts.Timeouts.Default, runners]))
+    )
+  )
 
 const succeededOnPool = (task: string) =>
   Effect.map(

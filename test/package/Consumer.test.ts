@@ -46,7 +46,7 @@ const readmeExample = () => {
 }
 
 const consumerTs = `import { Effect, Layer, Schema } from "effect"
-import { InMemoryToolRegistry, Tool, ToolCall, ToolExecutor, ToolResult } from "loom"
+import { InMemoryToolRegistry, Timeouts, Tool, ToolCall, ToolExecutor, ToolResult } from "loom"
 
 const echo = Tool.make({
   name: "echo",
@@ -59,8 +59,8 @@ const echo = Tool.make({
 export const program: Effect.Effect<ReadonlyArray<ToolResult.ToolResult>, never, ToolExecutor.ToolExecutor> = Effect
   .flatMap(ToolExecutor.ToolExecutor, (executor) => executor.executeParallel([ToolCall.toolCall("1", "echo", { text: "hi" })]))
 
-export const Live: Layer.Layer<ToolExecutor.ToolExecutor> = ToolExecutor.ToolExecutor.layer({}).pipe(
-  Layer.provide(InMemoryToolRegistry.layer([echo]))
+export const Live: Layer.Layer<ToolExecutor.ToolExecutor> = ToolExecutor.ToolExecutor.layerIo({}).pipe(
+  Layer.provide([InMemoryToolRegistry.layer([echo]), Timeouts.Timeouts.Default])
 )
 `
 

@@ -6,6 +6,7 @@ import {
   NodeCpuRunner,
   NodeProcessRunner,
   Process,
+  Timeouts,
   Tool,
   ToolCall,
   ToolExecutor
@@ -39,7 +40,8 @@ const program = Effect.gen(function*() {
 const Live = ToolExecutor.ToolExecutor.layer({}).pipe(
   Layer.provide(InMemoryToolRegistry.layer([...CpuTools.all, wordCount])),
   Layer.provide(NodeCpuRunner.layerConfig), // MAX_WORKERS threads
-  Layer.provide(NodeProcessRunner.layerConfig) // at most MAX_PROCESSES children
+  Layer.provide(NodeProcessRunner.layerConfig), // at most MAX_PROCESSES children
+  Layer.provide(Timeouts.Timeouts.layerConfig) // deadlines, from LOOM_TIMEOUT_*
 )
 
 export const answer = program.pipe(Effect.provide(Live))

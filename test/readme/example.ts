@@ -1,6 +1,6 @@
 // The README's library example, kept identical to it by README.test.ts and type-checked by tsc.
 import { Effect, Layer, Schema } from "effect"
-import { InMemoryToolRegistry, Tool, ToolCall, ToolExecutor, ToolGraph } from "loom"
+import { InMemoryToolRegistry, Timeouts, Tool, ToolCall, ToolExecutor, ToolGraph } from "loom"
 
 const weather = Tool.make({
   name: "weather",
@@ -27,8 +27,9 @@ const program = Effect.gen(function*() {
   return [results, graphResults]
 })
 
-const Live = ToolExecutor.ToolExecutor.layer({ concurrency: 8 }).pipe(
-  Layer.provide(InMemoryToolRegistry.layer([weather]))
+// `layerIo`: an executor for io tools; `layer` also routes cpu and process tools and so needs their runners.
+const Live = ToolExecutor.ToolExecutor.layerIo({ concurrency: 8 }).pipe(
+  Layer.provide([InMemoryToolRegistry.layer([weather]), Timeouts.Timeouts.Default])
 )
 
 Effect.runPromise(program.pipe(Effect.provide(Live))).then(console.log)

@@ -8,6 +8,7 @@ import type * as Executor from "../../src/application/ToolExecutor.js"
 import { ToolFailed } from "../../src/domain/Errors.js"
 import * as Tool from "../../src/domain/Tool.js"
 import type { ToolDefinition } from "../../src/domain/Tool.js"
+import * as Timeouts from "../../src/infrastructure/resilience/Timeouts.js"
 import * as InMemoryToolRegistry from "../../src/infrastructure/tools/InMemoryToolRegistry.js"
 
 export interface Event {
@@ -73,9 +74,9 @@ export const flakyTool = (failures: number) =>
             : Effect.succeed("ok" as const))
     }))
 
-/** An executor over `tools` with `options`. */
+/** An executor for io tools over `tools` with `options`, default deadlines. */
 export const executorLayer = (tools: ReadonlyArray<ToolDefinition>, options: Executor.Options = {}) =>
-  ToolExecutor.layer(options).pipe(Layer.provide(InMemoryToolRegistry.layer(tools)))
+  ToolExecutor.layerIo(options).pipe(Layer.provide([InMemoryToolRegistry.layer(tools), Timeouts.Timeouts.Default]))
 
 /** Runs `self` and pairs its result with the clock time at which it finished. */
 export const finishedAt = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.zip(self, Clock.currentTimeMillis)
@@ -83,6 +84,6 @@ export const finishedAt = <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.zip(
 /** Runs `body` with an executor over `tools`. */
 export const withExecutor = <A, E>(
   tools: ReadonlyArray<ToolDefinition>,
-  body: (executor: ToolExecutor) => Effect.Effect<A, E>,
+  body: (executor: Executor.Service) => Effect.Effect<A, E>,
   options: Executor.Options = {}
 ): Effect.Effect<A, E> => Effect.flatMap(ToolExecutor, body).pipe(Effect.provide(executorLayer(tools, options)))

@@ -34,7 +34,7 @@ const layer = (servers: ReadonlyArray<StdioServer>, timeouts = deadlines) => {
   return Layer.mergeAll(
     connector,
     registry,
-    ToolExecutor.layer({ breaker: false }).pipe(Layer.provide(registry), Layer.provide(timeouts))
+    ToolExecutor.layerIo({ breaker: false }).pipe(Layer.provide(registry), Layer.provide(timeouts))
   )
 }
 
