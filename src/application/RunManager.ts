@@ -5,7 +5,7 @@
  * `interrupted` when the service shuts down. On start-up every run that was cut off is
  * resumed. At most `maxRuns` run at once; more are refused with QueueFull.
  */
-import type { Duration } from "effect"
+import type { Duration, Scope } from "effect"
 import { Context, Deferred, Effect, FiberMap, Layer, Option, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { CheckpointStore } from "../domain/CheckpointStore.js"
@@ -13,21 +13,25 @@ import type { StoredEvent } from "../domain/CheckpointStore.js"
 import { QueueFull } from "../domain/Errors.js"
 import type { CheckpointCorrupt, RunRecord, WorkflowEvent } from "../domain/Workflow.js"
 import { RunExists, RunNotFound, ThreadId } from "../domain/Workflow.js"
+import { ShuttingDown } from "./Shutdown.js"
 import type { Graph } from "./Workflow.js"
-import type { WorkflowEngine } from "./WorkflowEngine.js"
+import type * as WorkflowEngine from "./WorkflowEngine.js"
 
-/** A kind of run the service offers: how to start one from an input text, and how to resume one. */
+/** A kind of run the service offers: which workflow it is, how to start one from an input text, how to resume one. */
 export interface RunKind {
+  /** The workflow's name, as stored with each run (what a restart resumes it by). */
+  readonly workflow: string
   readonly run: (threadId: ThreadId, name: string, input: string) => Stream.Stream<WorkflowEvent>
   readonly resume: (threadId: ThreadId) => Stream.Stream<WorkflowEvent>
 }
 
 /** A run kind over `graph`, whose first state `initial` makes from the request. */
 export const runKind = <S, I>(
-  engine: WorkflowEngine,
+  engine: WorkflowEngine.Service,
   graph: Graph<S, I>,
   initial: (name: string, input: string) => S
 ): RunKind => ({
+  workflow: graph.name,
   run: (threadId, name, input) => engine.run(graph, initial(name, input), { threadId }),
   resume: (threadId) => engine.resume(graph, threadId)
 })
@@ -49,10 +53,10 @@ export class UnknownRunKind extends Schema.TaggedError<UnknownRunKind>()("Unknow
 }) {}
 
 export interface Options {
-  /** Graphs by workflow name (`agent` runs use the graph named `agent`). */
-  readonly kinds: ReadonlyMap<string, RunKind>
-  /** Agents that `agent` runs may name. */
-  readonly agents: ReadonlySet<string>
+  /** What `{"kind":"workflow","name":...}` may name. */
+  readonly workflows: ReadonlyArray<RunKind>
+  /** `{"kind":"agent","name":...}` runs: the workflow that runs an agent, and the agents it may name. */
+  readonly agents: { readonly kind: RunKind; readonly names: ReadonlySet<string> }
   readonly maxRuns: number
   /** How often a followed run's new events are read from the store. */
   readonly followEvery?: Duration.DurationInput
@@ -61,11 +65,43 @@ export interface Options {
 const terminal = (event: WorkflowEvent) => event._tag === "WorkflowFinished" || event._tag === "WorkflowFailed"
 const ended = (run: RunRecord) => run.status !== "running"
 
-export const make = (options: Options) =>
+/** The run kind a request names, or why there is none. */
+const kindOf = (options: Options, request: RunRequest): Effect.Effect<RunKind, UnknownRunKind> => {
+  const kind = request.kind === "agent"
+    ? (options.agents.names.has(request.name) ? options.agents.kind : undefined)
+    : options.workflows.find((kind) => kind.workflow === request.name)
+  return kind === undefined
+    ? Effect.fail(
+      new UnknownRunKind({
+        kind: request.kind,
+        name: request.name,
+        message: `no ${request.kind} named ${request.name}`
+      })
+    )
+    : Effect.succeed(kind)
+}
+
+/** The runs of a service: start, inspect, follow and cancel them; resume the ones a restart cut off. */
+export interface Service {
+  /** Starts a run in the background; answers once it has begun, with its thread id. */
+  readonly start: (request: RunRequest) => Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists>
+  readonly get: (id: string) => Effect.Effect<RunRecord, RunNotFound>
+  readonly list: Effect.Effect<ReadonlyArray<RunRecord>>
+  /** Stops a run; it stays `cancelled` (a restart does not resume it). */
+  readonly cancel: (id: string) => Effect.Effect<RunRecord, RunNotFound>
+  /** A run's stored events after `after`, then its new ones, until it ends or the service shuts down. */
+  readonly follow: (id: string, after?: number) => Stream.Stream<StoredEvent, RunNotFound | CheckpointCorrupt>
+  /** Resumes every run a shutdown or a crash cut off; answers how many. */
+  readonly resumeCutOff: Effect.Effect<number>
+  /** Runs going on in this process now. */
+  readonly running: Effect.Effect<number>
+}
+
+export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope | CheckpointStore | ShuttingDown> =>
   Effect.gen(function*() {
     const store = yield* CheckpointStore
     const runs = yield* FiberMap.make<string>()
-    const shutdown = yield* Effect.serviceOption(ShuttingDown)
+    const shutdown = yield* ShuttingDown
 
     /** Runs `events` in the background; resolves once the run has begun (or failed to). */
     const launch = (threadId: string, events: Stream.Stream<WorkflowEvent>) =>
@@ -84,24 +120,9 @@ export const make = (options: Options) =>
         return yield* Deferred.await(begun)
       })
 
-    const kindOf = (request: RunRequest) => {
-      const workflow = request.kind === "agent" ? "agent" : request.name
-      const kind = options.kinds.get(workflow)
-      const known = request.kind === "agent" ? options.agents.has(request.name) : request.name !== "agent"
-      return kind === undefined || !known
-        ? Effect.fail(
-          new UnknownRunKind({
-            kind: request.kind,
-            name: request.name,
-            message: `no ${request.kind} named ${request.name}`
-          })
-        )
-        : Effect.succeed(kind)
-    }
-
     const start = (request: RunRequest): Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists> =>
       Effect.gen(function*() {
-        const kind = yield* kindOf(request)
+        const kind = yield* kindOf(options, request)
         const threadId = ThreadId.make(request.threadId ?? Crypto.randomUUID())
         // A known id is refused before anything starts: a running run under it must not be touched.
         const existing = yield* Effect.either(store.getRun(threadId))
@@ -146,7 +167,7 @@ export const make = (options: Options) =>
           return [events, Option.some({ after: last?.seq ?? cursor.after })] as const
         })).pipe(
           Stream.flattenIterables,
-          Stream.interruptWhen(Option.match(shutdown, { onNone: () => Effect.never, onSome: Deferred.await }))
+          Stream.interruptWhen(Deferred.await(shutdown))
         )
     }
 
@@ -154,8 +175,9 @@ export const make = (options: Options) =>
     const resumeCutOff = Effect.gen(function*() {
       const all = yield* store.listRuns
       const cutOff = all.filter((run) => run.status === "running" || run.status === "interrupted")
+      const kinds = [options.agents.kind, ...options.workflows]
       for (const run of cutOff) {
-        const kind = options.kinds.get(run.workflow)
+        const kind = kinds.find((kind) => kind.workflow === run.workflow)
         if (kind === undefined) continue
         yield* Effect.logInfo(`resuming run ${run.threadId} (${run.workflow}) from step ${run.step}`)
         yield* launch(run.threadId, kind.resume(run.threadId))
@@ -171,17 +193,8 @@ export const make = (options: Options) =>
       follow,
       resumeCutOff,
       running: FiberMap.size(runs)
-    } as const
+    }
   })
-
-/**
- * Completed when the service begins to shut down, before the HTTP server closes:
- * followers of running runs end their streams, so open connections do not hold the
- * shutdown up.
- */
-export class ShuttingDown extends Context.Tag("loom/ShuttingDown")<ShuttingDown, Deferred.Deferred<void>>() {}
-
-export type Service = Effect.Effect.Success<ReturnType<typeof make>>
 
 export class RunManager extends Context.Tag("loom/RunManager")<RunManager, Service>() {
   static readonly layer = (options: Options) => Layer.scoped(RunManager, make(options))

@@ -7,6 +7,7 @@
 import type { Effect } from "effect"
 import { Context, Schema } from "effect"
 import type { QueueFull, Shutdown, Timeout } from "./Errors.js"
+import type { PoolStats } from "./PoolStats.js"
 
 /** A task's own failure inside the worker (bad input, a thrown error). */
 export class CpuTaskFailed extends Schema.TaggedError<CpuTaskFailed>()("CpuTaskFailed", {
@@ -66,13 +67,7 @@ export class CpuProtocolError extends Schema.TaggedError<CpuProtocolError>()("Cp
 /** Why a pool could not give a task its answer (the task's own failure aside). */
 export type CpuPoolError = CpuWorkerCrashed | CpuProtocolError | QueueFull | Shutdown | Timeout
 
-export interface CpuStats {
-  readonly workers: number
-  readonly busy: number
-  readonly queued: number
-  readonly capacity: number
-  readonly rejected: number
-  readonly closing: boolean
+export interface CpuStats extends PoolStats {
   /** Threads replaced after a crash or an interrupted task. */
   readonly restarts: number
 }

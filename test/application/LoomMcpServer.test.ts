@@ -16,8 +16,9 @@ import * as Timeouts from "../../src/infrastructure/resilience/Timeouts.js"
 import * as InMemoryToolRegistry from "../../src/infrastructure/tools/InMemoryToolRegistry.js"
 
 const registry = InMemoryToolRegistry.layer(DemoTools.all)
-const services = Layer.merge(
+const services = Layer.mergeAll(
   registry,
+  Timeouts.Timeouts.Default,
   ToolExecutor.layerIo().pipe(Layer.provide([registry, Timeouts.Timeouts.Default]))
 )
 

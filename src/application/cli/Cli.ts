@@ -112,39 +112,32 @@ export const make = <E, R>(local: Local<E, R>) => {
     simulator
   }
 
-  const workflow = Command.make(
-    "workflow",
-    runArgs,
-    (options) =>
-      Effect.flatMap(
-        Effect.clockWith((clock) => clock.currentTimeMillis),
-        (since) =>
-          local.workflow(options.name, options.input).pipe(
+  /** A run in this process: its events printed as progress lines, or as JSON lines. */
+  const runCommand = <A>(
+    name: string,
+    events: (name: string, input: string) => Stream.Stream<A, E | UsageError, R>,
+    encode: (event: A) => unknown,
+    progress: (since: number) => (event: A) => Effect.Effect<void>
+  ) =>
+    Command.make(
+      name,
+      runArgs,
+      (options) =>
+        Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (since) =>
+          events(options.name, options.input).pipe(
             Stream.runForEach((event) =>
-              options.json
-                ? Console.log(JSON.stringify(encodeWorkflowEvent(event)))
-                : Progress.workflowEvent(since)(event)
+              options.json ? Console.log(JSON.stringify(encode(event))) : progress(since)(event)
             ),
             inProcess(options)
-          )
-      )
-  ).pipe(Command.withDescription("Run a workflow (`coding`) here, printing each step as it happens"))
+          ))
+    )
 
-  const agent = Command.make(
-    "agent",
-    runArgs,
-    (options) =>
-      Effect.flatMap(
-        Effect.clockWith((clock) => clock.currentTimeMillis),
-        (since) =>
-          local.agent(options.name, options.input).pipe(
-            Stream.runForEach((event) =>
-              options.json ? Console.log(JSON.stringify(encodeAgentEvent(event))) : Progress.agentEvent(since)(event)
-            ),
-            inProcess(options)
-          )
-      )
-  ).pipe(Command.withDescription("Run an agent (`assistant`) here, printing each tool call as it happens"))
+  const workflow = runCommand("workflow", local.workflow, encodeWorkflowEvent, Progress.workflowEvent).pipe(
+    Command.withDescription("Run a workflow (`coding`) here, printing each step as it happens")
+  )
+  const agent = runCommand("agent", local.agent, encodeAgentEvent, Progress.agentEvent).pipe(
+    Command.withDescription("Run an agent (`assistant`) here, printing each tool call as it happens")
+  )
 
   const run = Command.make("run").pipe(
     Command.withDescription("Run a workflow or an agent in this process"),

@@ -8,6 +8,7 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
 import { QueueFull } from "../../domain/Errors.js"
+import { Check } from "../../domain/Health.js"
 import { ToolResult } from "../../domain/ToolResult.js"
 import { RunExists, RunNotFound, RunRecord } from "../../domain/Workflow.js"
 import { RunRequest, UnknownRunKind } from "../RunManager.js"
@@ -87,11 +88,6 @@ export class Tools extends HttpApiGroup.make("tools")
       .addError(InvalidGraphRequest, { status: 400 })
   )
 {}
-
-export const Check = Schema.Struct({
-  status: Schema.Literal("ok", "degraded", "down"),
-  detail: Schema.Unknown
-})
 
 export const Readiness = Schema.Struct({
   ready: Schema.Boolean,

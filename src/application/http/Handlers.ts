@@ -4,26 +4,21 @@
  * that goes away stops only its own stream.
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Context, Deferred, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Context, Deferred, Effect, Layer, Schema, Stream } from "effect"
 import { toolSpec } from "../../domain/Chat.js"
 import { toolNameOrUnknown } from "../../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../../domain/ToolCall.js"
 import { ToolRegistry } from "../../domain/ToolRegistry.js"
 import { ThreadId, WorkflowEvent } from "../../domain/Workflow.js"
-import { RunManager, ShuttingDown } from "../RunManager.js"
+import { RunManager } from "../RunManager.js"
+import { ShuttingDown } from "../Shutdown.js"
 import { ToolExecutor } from "../ToolExecutor.js"
 import * as ToolGraph from "../ToolGraph.js"
-import { Check as CheckSchema, InvalidGraphRequest, LoomApi } from "./Api.js"
+import { InvalidGraphRequest, LoomApi } from "./Api.js"
+import { HealthChecks } from "./HealthChecks.js"
 
 /** The metrics in Prometheus text format (main.ts wires the exporter in). */
 export class MetricsText extends Context.Tag("loom/MetricsText")<MetricsText, Effect.Effect<string>>() {}
-
-export type Check = typeof CheckSchema.Type
-
-/** Named readiness checks (pools, breakers, LLM hosts, MCP servers, database), supplied by main.ts. */
-export class HealthChecks
-  extends Context.Tag("loom/HealthChecks")<HealthChecks, ReadonlyArray<readonly [string, Effect.Effect<Check>]>>()
-{}
 
 const encodeEvent = Schema.encodeSync(WorkflowEvent)
 const encoder = new TextEncoder()
@@ -94,23 +89,23 @@ const HealthLive = HttpApiBuilder.group(LoomApi, "health", (handlers) =>
   Effect.gen(function*() {
     const checks = yield* HealthChecks
     const metrics = yield* MetricsText
-    const shutdown = yield* Effect.serviceOption(ShuttingDown)
+    const shutdown = yield* ShuttingDown
     return handlers
       .handle("live", () => Effect.succeed({ status: "ok" as const }))
-      // 503 when not ready (the database is down, or the service is shutting down), for probes that read the status
+      // 503 when not ready (a critical check is down, or the service is shutting down), for probes that read the status
       .handleRaw("ready", () =>
         Effect.gen(function*() {
           const results = yield* Effect.forEach(
             checks,
-            ([name, check]) => Effect.map(check, (result) => [name, result] as const),
+            (check) => Effect.map(check.run, (result) => [check.name, result, check.critical] as const),
             { concurrency: "unbounded" }
           )
-          const stopping = Option.isSome(shutdown) && (yield* Deferred.isDone(shutdown.value))
-          const ready = !stopping && results.every(([name, result]) => name !== "database" || result.status !== "down")
+          const stopping = yield* Deferred.isDone(shutdown)
+          const ready = !stopping && results.every(([, result, critical]) => !critical || result.status !== "down")
           const body = {
             ready,
             checks: Object.fromEntries([
-              ...results,
+              ...results.map(([name, result]) => [name, result] as const),
               ...(stopping ? [["shutdown", { status: "down", detail: "shutting down" }] as const] : [])
             ])
           }
@@ -119,5 +114,5 @@ const HealthLive = HttpApiBuilder.group(LoomApi, "health", (handlers) =>
       .handle("metrics", () => metrics)
   }))
 
-/** Every handler; needs the RunManager, ToolRegistry, ToolExecutor, HealthChecks and MetricsText. */
+/** Every handler; needs the RunManager, ToolRegistry, ToolExecutor, HealthChecks, MetricsText and ShuttingDown. */
 export const layer = HttpApiBuilder.api(LoomApi).pipe(Layer.provide([RunsLive, ToolsLive, HealthLive]))

@@ -15,10 +15,7 @@ import {
 import { Cause, Clock, Effect, Metric, Option } from "effect"
 import * as MetricTags from "../../infrastructure/resilience/MetricTags.js"
 
-export const httpRequests = Metric.counter("loom_http_requests", {
-  description: "HTTP requests by route, method and status",
-  incremental: true
-})
+export const httpRequests = MetricTags.counter("loom_http_requests", "HTTP requests by route, method and status")
 export const httpDuration = MetricTags.millisHistogram(
   "loom_http_request_duration_ms",
   "HTTP request duration in milliseconds"

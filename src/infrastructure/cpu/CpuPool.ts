@@ -41,20 +41,44 @@ export interface CpuPool<I extends Schema.TaggedRequest.All> {
   readonly stats: Effect.Effect<CpuStats>
 }
 
-export const tasks = Metric.counter("loom_cpu_tasks", {
-  description: "CPU tasks by pool, task and outcome",
-  incremental: true
-})
+export const tasks = MetricTags.counter("loom_cpu_tasks", "CPU tasks by pool, task and outcome")
 
-export const restarts = Metric.counter("loom_cpu_worker_restarts", {
-  description: "Worker threads replaced after a crash or an interrupted task",
-  incremental: true
-})
+export const restarts = MetricTags.counter(
+  "loom_cpu_worker_restarts",
+  "Worker threads replaced after a crash or an interrupted task"
+)
 
 interface Slot<I extends Schema.TaggedRequest.All> {
   readonly worker: Worker.SerializedWorker<I>
   readonly thread: WorkerThreads.Worker
   readonly scope: Scope.CloseableScope
+}
+
+/** A thread that died, or did not start, as the task's typed failure. */
+const crashedIn = (pool: string) => (error: WorkerError | Cause.TimeoutException) =>
+  new CpuWorkerCrashed({
+    pool,
+    message: error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message
+  })
+
+/**
+ * @effect/platform decodes every failure, a dead thread's WorkerError included, with
+ * the task's failure schema; a failure that does not decode is therefore either a
+ * thread that died (the WorkerError is what did not decode) or a broken reply.
+ */
+const classifyIn = (pool: string) =>
+<E>(
+  error: E | WorkerError | ParseResult.ParseError
+): E | CpuWorkerCrashed | CpuProtocolError => {
+  const cause = isTagged(error, "ParseError") ? (error as ParseResult.ParseError).issue.actual : error
+  if (isWorkerError(cause)) {
+    return cause.reason === "encode" || cause.reason === "decode"
+      ? new CpuProtocolError({ pool, message: cause.message })
+      : crashedIn(pool)(cause)
+  }
+  return isTagged(error, "ParseError")
+    ? new CpuProtocolError({ pool, message: (error as ParseResult.ParseError).message })
+    : error as E
 }
 
 export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
@@ -69,11 +93,7 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
     })
     const idle = yield* Queue.unbounded<Slot<I>>()
     const outer = yield* Effect.scope
-    const crashed = (error: WorkerError | Cause.TimeoutException) =>
-      new CpuWorkerCrashed({
-        pool: options.name,
-        message: error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message
-      })
+    const crashed = crashedIn(options.name)
     let replaced = 0
 
     const spawnSlot: Effect.Effect<Slot<I>, CpuWorkerCrashed> = Effect.gen(function*() {
@@ -126,25 +146,6 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
       Effect.flatMap(Queue.takeAll(idle), (left) => Effect.forEach(left, retire, { discard: true }))
     )
 
-    /**
-     * @effect/platform decodes every failure, a dead thread's WorkerError included, with
-     * the task's failure schema; a failure that does not decode is therefore either a
-     * thread that died (the WorkerError is what did not decode) or a broken reply.
-     */
-    const classify = <E>(
-      error: E | WorkerError | ParseResult.ParseError
-    ): E | CpuWorkerCrashed | CpuProtocolError => {
-      const cause = isTagged(error, "ParseError") ? (error as ParseResult.ParseError).issue.actual : error
-      if (isWorkerError(cause)) {
-        return cause.reason === "encode" || cause.reason === "decode"
-          ? new CpuProtocolError({ pool: options.name, message: cause.message })
-          : crashed(cause)
-      }
-      return isTagged(error, "ParseError")
-        ? new CpuProtocolError({ pool: options.name, message: (error as ParseResult.ParseError).message })
-        : error as E
-    }
-
     /** A thread survives a result, the task's own failure or a broken reply; not an interruption or its own death. */
     const release = (slot: Slot<I>, exit: Exit.Exit<unknown, unknown>) => {
       const healthy = Exit.isSuccess(exit) ||
@@ -164,7 +165,7 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
             (slot.worker.executeEffect(task) as unknown as Effect.Effect<
               Schema.WithResult.Success<Req>,
               Schema.WithResult.Failure<Req> | WorkerError | ParseResult.ParseError
-            >).pipe(Effect.mapError(classify))
+            >).pipe(Effect.mapError(classifyIn(options.name)))
           ).pipe(Effect.onExit((exit) => release(slot, exit))))
       )
 

@@ -82,6 +82,57 @@ const transportFor = (spec: ServerSpec): Transport =>
     })
     : new StreamableHTTPClientTransport(new URL(spec.url))
 
+/** SDK failures: a JSON-RPC error from the server, or the connection going away. */
+const failureOf = (server: string) => (error: unknown): McpUnavailable | McpRequestFailed =>
+  error instanceof McpError && error.code !== ErrorCode.ConnectionClosed && error.code !== ErrorCode.RequestTimeout
+    ? new McpRequestFailed({ server, code: error.code, message: error.message })
+    : new McpUnavailable({ server, message: error instanceof Error ? error.message : String(error) })
+
+/** A reply decoded with `schema`; a reply that does not fit is the server's bad response. */
+const decodeFrom = (server: string) => <A, I>(schema: Schema.Schema<A, I>) => (reply: unknown) =>
+  Schema.decodeUnknown(schema)(reply).pipe(
+    Effect.mapError((error) => new McpBadResponse({ server, message: error.message }))
+  )
+
+/**
+ * The live session. While a connection attempt is on its way this waits for it (up to
+ * the connect deadline); when the last attempt failed it fails at once.
+ */
+const connectedSession = (
+  session: SubscriptionRef.SubscriptionRef<Session>,
+  server: string,
+  connectTimeout: Duration.DurationInput
+) =>
+  session.changes.pipe(
+    Stream.filter((s) => s._tag !== "Connecting"),
+    Stream.runHead,
+    Effect.flatMap((found) => {
+      const s = Option.getOrUndefined(found)
+      return s?._tag === "Connected"
+        ? Effect.succeed(s)
+        : Effect.fail(
+          new McpUnavailable({
+            server,
+            message: s?._tag === "Failed" ? `not connected: ${s.message}` : "not connected"
+          })
+        )
+    }),
+    Effect.timeoutFail({
+      duration: connectTimeout,
+      onTimeout: () => new McpUnavailable({ server, message: "not connected" })
+    })
+  )
+
+/** A server's breaker: only unavailability and deadlines count against it, not its answers. */
+const breakerFor = (server: string, options: Options["breaker"]) =>
+  CircuitBreaker.make<Exclude<RequestError, CircuitOpen>>({
+    consecutiveFailures: 3,
+    resetTimeout: "5 seconds",
+    ...options,
+    service: `mcp:${server}`,
+    isFailure: (error) => error._tag === "McpUnavailable" || error._tag === "Timeout"
+  })
+
 export const make = (options: Options) =>
   Effect.gen(function*() {
     const name = options.spec.name
@@ -92,19 +143,9 @@ export const make = (options: Options) =>
     const gauge = MetricTags.tagged(connected, { server: name })
 
     const unavailable = (message: string) => new McpUnavailable({ server: name, message })
-    /** SDK failures: a JSON-RPC error from the server, or the connection going away. */
-    const failure = (error: unknown): McpUnavailable | McpRequestFailed =>
-      error instanceof McpError && error.code !== ErrorCode.ConnectionClosed && error.code !== ErrorCode.RequestTimeout
-        ? new McpRequestFailed({ server: name, code: error.code, message: error.message })
-        : unavailable(error instanceof Error ? error.message : String(error))
+    const failure = failureOf(name)
 
-    const breaker = yield* CircuitBreaker.make<Exclude<RequestError, CircuitOpen>>({
-      consecutiveFailures: 3,
-      resetTimeout: "5 seconds",
-      ...options.breaker,
-      service: `mcp:${name}`,
-      isFailure: (error) => error._tag === "McpUnavailable" || error._tag === "Timeout"
-    })
+    const breaker = yield* breakerFor(name, options.breaker)
 
     /** One session: connect, publish it, wait for the connection to die; closed on the way out. */
     const once = Effect.scoped(Effect.gen(function*() {
@@ -145,29 +186,8 @@ export const make = (options: Options) =>
 
     yield* Effect.forkScoped(Effect.retry(once, options.reconnect).pipe(Effect.ignore))
 
-    /**
-     * The live client. While a connection attempt is on its way this waits for it (up to
-     * the connect deadline); when the last attempt failed it fails at once.
-     */
-    const current = session.changes.pipe(
-      Stream.filter((s) => s._tag !== "Connecting"),
-      Stream.runHead,
-      Effect.flatMap((found) => {
-        const s = Option.getOrUndefined(found)
-        return s?._tag === "Connected"
-          ? Effect.succeed(s)
-          : Effect.fail(unavailable(s?._tag === "Failed" ? `not connected: ${s.message}` : "not connected"))
-      }),
-      Effect.timeoutFail({
-        duration: options.connectTimeout,
-        onTimeout: () => unavailable("not connected")
-      })
-    )
-
-    const decode = <A, I>(schema: Schema.Schema<A, I>) => (reply: unknown) =>
-      Schema.decodeUnknown(schema)(reply).pipe(
-        Effect.mapError((error) => new McpBadResponse({ server: name, message: error.message }))
-      )
+    const current = connectedSession(session, name, options.connectTimeout)
+    const decode = decodeFrom(name)
 
     const listPage = (cursor: string | undefined) =>
       Effect.flatMap(current, ({ client }) => {

@@ -6,13 +6,15 @@
  * asks every server at once, and a slow or dead one is reported unavailable without
  * holding up the others. Calls run as jobs on a WorkerPool (bounded, backpressure).
  */
-import type { Duration } from "effect"
+import type { Duration, Scope } from "effect"
 import { Cache, Clock, Context, Effect, Exit, Layer, Metric, Option, Schema, Stream } from "effect"
 import { ToolFailed, ToolNotFound } from "../../domain/Errors.js"
 import type { QueueFull, Shutdown, ToolHandlerError } from "../../domain/Errors.js"
+import type { HealthCheck } from "../../domain/Health.js"
 import * as Tool from "../../domain/Tool.js"
 import type { ToolDefinition } from "../../domain/Tool.js"
 import { ToolRegistry } from "../../domain/ToolRegistry.js"
+import type * as CircuitBreaker from "../resilience/CircuitBreaker.js"
 import * as MetricTags from "../resilience/MetricTags.js"
 import * as Timeouts from "../resilience/Timeouts.js"
 import * as WorkerPool from "../resilience/WorkerPool.js"
@@ -21,6 +23,7 @@ import * as McpConfig from "./McpConfig.js"
 import type { ServerSpec } from "./McpConfig.js"
 import * as McpConnection from "./McpConnection.js"
 import type { ToolInfo } from "./McpWire.js"
+import type { CallToolResult } from "./McpWire.js"
 import { textOf, ToolOutput } from "./McpWire.js"
 
 export interface Options {
@@ -46,14 +49,11 @@ export interface Listing {
   readonly unavailable: ReadonlyArray<Unavailable>
 }
 
-export const listCache = Metric.counter("loom_mcp_list_cache", {
-  description: "MCP tool-list lookups by server and outcome (hit, miss)",
-  incremental: true
-})
-export const calls = Metric.counter("loom_mcp_calls", {
-  description: "MCP tool calls by server and outcome",
-  incremental: true
-})
+export const listCache = MetricTags.counter(
+  "loom_mcp_list_cache",
+  "MCP tool-list lookups by server and outcome (hit, miss)"
+)
+export const calls = MetricTags.counter("loom_mcp_calls", "MCP tool calls by server and outcome")
 export const callDuration = MetricTags.millisHistogram(
   "loom_mcp_call_duration_ms",
   "MCP tool call duration in milliseconds"
@@ -61,9 +61,89 @@ export const callDuration = MetricTags.millisHistogram(
 
 const isToolName = Schema.is(Tool.ToolName)
 
-export const make = (options: Options) =>
+/** One server's state, for health reports. */
+export interface ServerStatus extends McpConnection.Stats {
+  readonly server: string
+  readonly breaker: CircuitBreaker.BreakerStatus
+}
+
+/** The connector's contract: every server's tools as Loom tools, and how each server is doing. */
+export interface Service {
+  /** Every reachable server's tools; the servers that did not answer are listed, not failed. */
+  readonly list: Effect.Effect<Listing>
+  /** One tool by its namespaced name, `server.tool`. */
+  readonly get: (name: string) => Effect.Effect<ToolDefinition, ToolNotFound>
+  readonly status: Effect.Effect<ReadonlyArray<ServerStatus>>
+  /** Emits when any server's tools may have changed. */
+  readonly changes: Stream.Stream<void>
+  readonly connection: (server: string) => Option.Option<McpConnection.McpConnection>
+  /** The call pool's queue and workers. */
+  readonly pool: Effect.Effect<WorkerPool.Stats>
+}
+
+/** A call's failure as the tool's: unavailability may pass with a retry, the rest will not. */
+const toolError = (tool: string) => (error: McpConnection.RequestError | QueueFull | Shutdown): ToolHandlerError => {
+  switch (error._tag) {
+    case "McpUnavailable":
+      return new ToolFailed({ tool, message: `MCP server unavailable: ${error.message}`, retryable: true })
+    case "McpRequestFailed":
+    case "McpBadResponse":
+      return new ToolFailed({ tool, message: error.message, retryable: false })
+    default:
+      return error
+  }
+}
+
+/** Counts a call by its outcome and times it. */
+const recordCall = (server: string, started: number) => <E>(exit: Exit.Exit<CallToolResult, E>) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.zipRight(
+      Metric.increment(MetricTags.tagged(calls, {
+        server,
+        outcome: exit._tag === "Success" ? (exit.value.isError ? "tool_error" : "ok") : "failed"
+      })),
+      Metric.update(MetricTags.tagged(callDuration, { server }), now - started)
+    ))
+
+/** One server tool as a Loom tool: its input checked against the server's schema, its calls run on `pool`. */
+const definition = (
+  connection: McpConnection.McpConnection,
+  info: ToolInfo,
+  pool: WorkerPool.WorkerPool,
+  timeout: Duration.DurationInput
+): ToolDefinition => {
+  const name = `${connection.name}.${info.name}`
+  return Tool.make({
+    name,
+    description: info.description,
+    input: fromJsonSchema(info.inputSchema),
+    output: ToolOutput,
+    timeout,
+    handler: (args) =>
+      Effect.gen(function*() {
+        const started = yield* Clock.currentTimeMillis
+        const result = yield* pool.submit(connection.call(info.name, args as Record<string, unknown>)).pipe(
+          Effect.onExit(recordCall(connection.name, started)),
+          Effect.mapError(toolError(name))
+        )
+        if (result.isError) {
+          return yield* new ToolFailed({
+            tool: name,
+            message: textOf(result) || "the tool reported an error",
+            retryable: false
+          })
+        }
+        return result.structuredContent === undefined
+          ? { content: result.content }
+          : { content: result.content, structuredContent: result.structuredContent }
+      })
+  })
+}
+
+/** Connects every server in `options`; deadlines come from the `Timeouts` table. */
+export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope | Timeouts.Timeouts> =>
   Effect.gen(function*() {
-    const timeouts = Option.getOrElse(yield* Effect.serviceOption(Timeouts.Timeouts), () => Timeouts.defaults)
+    const timeouts = yield* Timeouts.Timeouts
     const connections = new Map<string, McpConnection.McpConnection>()
     for (const spec of options.servers) {
       connections.set(
@@ -85,58 +165,6 @@ export const make = (options: Options) =>
       overflow: options.overflow ?? "wait"
     })
 
-    /** A call's failure as the tool's: unavailability may pass with a retry, the rest will not. */
-    const toolError =
-      (tool: string) => (error: McpConnection.RequestError | QueueFull | Shutdown): ToolHandlerError => {
-        switch (error._tag) {
-          case "McpUnavailable":
-            return new ToolFailed({ tool, message: `MCP server unavailable: ${error.message}`, retryable: true })
-          case "McpRequestFailed":
-          case "McpBadResponse":
-            return new ToolFailed({ tool, message: error.message, retryable: false })
-          default:
-            return error
-        }
-      }
-
-    const definition = (connection: McpConnection.McpConnection, info: ToolInfo): ToolDefinition => {
-      const name = `${connection.name}.${info.name}`
-      return Tool.make({
-        name,
-        description: info.description,
-        input: fromJsonSchema(info.inputSchema),
-        output: ToolOutput,
-        timeout: timeouts["mcp.call"],
-        handler: (args) =>
-          Effect.gen(function*() {
-            const started = yield* Clock.currentTimeMillis
-            const result = yield* pool.submit(connection.call(info.name, args as Record<string, unknown>)).pipe(
-              Effect.onExit((exit) =>
-                Effect.flatMap(Clock.currentTimeMillis, (now) =>
-                  Effect.zipRight(
-                    Metric.increment(MetricTags.tagged(calls, {
-                      server: connection.name,
-                      outcome: exit._tag === "Success" ? (exit.value.isError ? "tool_error" : "ok") : "failed"
-                    })),
-                    Metric.update(MetricTags.tagged(callDuration, { server: connection.name }), now - started)
-                  ))
-              ),
-              Effect.mapError(toolError(name))
-            )
-            if (result.isError) {
-              return yield* new ToolFailed({
-                tool: name,
-                message: textOf(result) || "the tool reported an error",
-                retryable: false
-              })
-            }
-            return result.structuredContent === undefined
-              ? { content: result.content }
-              : { content: result.content, structuredContent: result.structuredContent }
-          })
-      })
-    }
-
     const ttl = options.toolsTtl ?? "5 minutes"
     // A failed listing is kept only briefly: a server that hiccups is asked again soon.
     const cache = yield* Cache.makeWith({
@@ -144,15 +172,19 @@ export const make = (options: Options) =>
       timeToLive: (exit) => Exit.isSuccess(exit) ? ttl : "1 second",
       lookup: (server: string) => {
         const connection = connections.get(server)!
-        return Effect.map(connection.list, (infos) =>
-          infos.filter((info) => isToolName(`${server}.${info.name}`)).map((info) => definition(connection, info)))
+        return Effect.map(
+          connection.list,
+          (infos) =>
+            infos.filter((info) => isToolName(`${server}.${info.name}`)).map((info) =>
+              definition(connection, info, pool, timeouts["mcp.call"])
+            )
+        )
       }
     })
 
     // A list_changed notification or a new session drops the server's cached list.
     for (const connection of connections.values()) {
-      yield* Effect.forkScoped(Stream.runForEach(connection.changes, () =>
-        cache.invalidate(connection.name)))
+      yield* Effect.forkScoped(Stream.runForEach(connection.changes, () => cache.invalidate(connection.name)))
     }
 
     const toolsOf = (server: string) =>
@@ -196,21 +228,18 @@ export const make = (options: Options) =>
     const status = Effect.forEach([...connections.values()], (connection) =>
       Effect.map(
         Effect.zip(connection.stats, connection.breaker.status),
-        ([stats, breaker]) => ({ server: connection.name, ...stats, breaker })
+        ([stats, breaker]): ServerStatus => ({ server: connection.name, ...stats, breaker })
       ))
 
     return {
       list,
       get,
       status,
-      /** Emits when any server's tools may have changed. */
       changes: Stream.mergeAll([...connections.values()].map((c) => c.changes), { concurrency: "unbounded" }),
       connection: (server: string) => Option.fromNullable(connections.get(server)),
       pool: pool.stats
-    } as const
+    }
   })
-
-export type Service = Effect.Effect.Success<ReturnType<typeof make>>
 
 /** Reads `LOOM_MCP_CONFIG` (none: no servers). */
 export const config = Effect.map(McpConfig.servers, (servers): Options => ({ servers }))
@@ -240,3 +269,13 @@ export class McpConnector extends Context.Tag("loom/McpConnector")<McpConnector,
     Effect.zipWith(ToolRegistry, McpConnector, registry)
   )
 }
+
+/** Readiness: degraded while any server is not connected (the other tools still work). */
+export const healthCheck = Effect.map(McpConnector, (connector): HealthCheck => ({
+  name: "mcp",
+  critical: false,
+  run: Effect.map(connector.status, (servers) => ({
+    status: servers.every((s) => s.status === "connected") ? "ok" : "degraded",
+    detail: servers
+  }))
+}))

@@ -82,10 +82,8 @@ const Json = Schema.parseJson()
 const EventJson = Schema.parseJson(WorkflowEvent)
 const encodeEvent = Schema.encodeSync(EventJson)
 
-export const make = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  yield* Migrator.make({})({ loader: migrations }).pipe(Effect.orDie)
-
+/** The row-level statements the store is made of; each runs inside its caller's transaction. */
+const rows = (sql: SqlClient.SqlClient) => {
   const corrupt = (threadId: string) => (error: { readonly message: string }) =>
     new CheckpointCorrupt({ threadId, message: error.message })
 
@@ -138,6 +136,21 @@ export const make = Effect.gen(function*() {
       (now) => sql`UPDATE runs SET ${sql.update({ ...fields, updated_at: now })} WHERE thread_id = ${threadId}`
     )
 
+  const findRun = (threadId: ThreadId) =>
+    sql<RunRow>`SELECT * FROM runs WHERE thread_id = ${threadId}`.pipe(
+      Effect.orDie,
+      Effect.map((rows) => Option.fromNullable(rows[0]))
+    )
+
+  return { append, corrupt, findRun, insertCheckpoint, toRecord, touch }
+}
+
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* Migrator.make({})({ loader: migrations }).pipe(Effect.orDie)
+
+  const { append, corrupt, findRun, insertCheckpoint, toRecord, touch } = rows(sql)
+
   const create: CheckpointStore["Type"]["create"] = (threadId, workflow, checkpoint, events) =>
     Effect.gen(function*() {
       const existing = yield* sql`SELECT 1 FROM runs WHERE thread_id = ${threadId}`
@@ -188,12 +201,6 @@ export const make = Effect.gen(function*() {
       yield* touch(threadId, { status, error: error ?? null })
       return true
     }).pipe(sql.withTransaction, Effect.orDie)
-
-  const findRun = (threadId: ThreadId) =>
-    sql<RunRow>`SELECT * FROM runs WHERE thread_id = ${threadId}`.pipe(
-      Effect.orDie,
-      Effect.map((rows) => Option.fromNullable(rows[0]))
-    )
 
   const load: CheckpointStore["Type"]["load"] = (threadId) =>
     Effect.gen(function*() {

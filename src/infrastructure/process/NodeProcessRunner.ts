@@ -11,6 +11,7 @@ import { Config, Duration, Effect, Layer, Metric, Stream } from "effect"
 import { Timeout } from "../../domain/Errors.js"
 import { ProcessFailed, ProcessResult, ProcessRunner } from "../../domain/Process.js"
 import type { ProcessSpec } from "../../domain/Process.js"
+import * as MetricTags from "../resilience/MetricTags.js"
 import * as Timeouts from "../resilience/Timeouts.js"
 
 export interface Options {
@@ -28,10 +29,7 @@ export const defaults: Options = {
   allowEnv: ["PATH", "HOME", "LANG", "TMPDIR", "TERM"]
 }
 
-export const processes = Metric.counter("loom_processes", {
-  description: "Child processes run, by outcome",
-  incremental: true
-})
+export const processes = MetricTags.counter("loom_processes", "Child processes run, by outcome")
 export const running = Metric.gauge("loom_processes_running", { description: "Child processes running now" })
 
 /** Folds a byte stream into at most `cap` bytes, draining the rest. */

@@ -29,3 +29,6 @@ export const tagged = <Type, In, Out>(
 /** A histogram of durations in milliseconds, 1 ms to about 33 s in doubling buckets: the one shape every timing uses. */
 export const millisHistogram = (name: string, description: string) =>
   Metric.histogram(name, MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }), description)
+
+/** A counter of events (only ever incremented), the shape every count uses. */
+export const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })

@@ -13,6 +13,8 @@ import type { Scope } from "effect"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Metric, Option, Queue, Schedule } from "effect"
 import type { Timeout } from "../../domain/Errors.js"
 import { QueueFull, Shutdown } from "../../domain/Errors.js"
+import type { PoolStats } from "../../domain/PoolStats.js"
+import * as MetricTags from "./MetricTags.js"
 import { within } from "./Timeouts.js"
 
 export type Overflow = "reject" | "wait"
@@ -32,15 +34,7 @@ export interface Options {
   readonly metricsInterval?: Duration.DurationInput
 }
 
-export interface Stats {
-  readonly workers: number
-  readonly busy: number
-  /** Jobs waiting for a worker, counting callers held back by backpressure (`wait`). */
-  readonly queued: number
-  readonly capacity: number
-  readonly rejected: number
-  readonly closing: boolean
-}
+export type Stats = PoolStats
 
 export interface WorkerPool {
   readonly name: string
@@ -51,10 +45,7 @@ export interface WorkerPool {
 
 export const queueDepth = Metric.gauge("loom_pool_queue_depth", { description: "Jobs waiting for a worker" })
 export const busyWorkers = Metric.gauge("loom_pool_busy_workers", { description: "Workers running a job" })
-export const rejectedJobs = Metric.counter("loom_pool_rejected", {
-  description: "Jobs refused because the queue was full",
-  incremental: true
-})
+export const rejectedJobs = MetricTags.counter("loom_pool_rejected", "Jobs refused because the queue was full")
 
 const QUEUED = 0
 const RUNNING = 1
@@ -67,6 +58,14 @@ interface Entry {
   state: typeof QUEUED | typeof RUNNING | typeof CANCELLED
   fiber: Fiber.RuntimeFiber<void> | undefined
 }
+
+/** A job whose caller went away: never started if still queued, interrupted if running. */
+const cancel = (entry: Entry): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const running = entry.state === RUNNING ? entry.fiber : undefined
+    entry.state = CANCELLED
+    return running ? Fiber.interrupt(running) : Effect.void
+  })
 
 export const make = (options: Options): Effect.Effect<WorkerPool, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -137,13 +136,6 @@ export const make = (options: Options): Effect.Effect<WorkerPool, never, Scope.S
         if (accepted) return Effect.void
         rejected++
         return Effect.zipRight(Metric.increment(rejectedCounter), Effect.fail(new QueueFull({ capacity })))
-      })
-
-    const cancel = (entry: Entry): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const running = entry.state === RUNNING ? entry.fiber : undefined
-        entry.state = CANCELLED
-        return running ? Fiber.interrupt(running) : Effect.void
       })
 
     /** A job interrupted by the pool rather than by its caller was cut off by shutdown. */

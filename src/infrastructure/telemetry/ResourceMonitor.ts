@@ -7,6 +7,8 @@
  */
 import { Context, Duration, Effect, Layer, Metric, Ref, Schedule } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"
+import type { HealthCheck } from "../../domain/Health.js"
+import { ok } from "../../domain/Health.js"
 
 export interface Snapshot {
   /** Share of one core used since the previous sample (1 = a whole core). */
@@ -98,3 +100,10 @@ export const make = (interval: Duration.DurationInput = Duration.seconds(5)) =>
   })
 
 export const layer = (interval?: Duration.DurationInput) => Layer.scoped(ResourceMonitor, make(interval))
+
+/** Readiness: the latest sample, for reading (never down: a busy process still serves). */
+export const healthCheck = Effect.map(ResourceMonitor, (monitor): HealthCheck => ({
+  name: "resources",
+  critical: false,
+  run: Effect.map(monitor.snapshot, ok)
+}))

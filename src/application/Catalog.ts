@@ -1,0 +1,64 @@
+/**
+ * What a Loom service offers out of the box: its local tools, the `assistant` agent and
+ * the `coding` workflow, as the HTTP API runs them (`RunManager`) and as the CLI runs
+ * them in its own process (`workflow`, `agent`).
+ */
+import { Data, Effect, Layer } from "effect"
+import type { Agent } from "../domain/Agent.js"
+import * as DemoTools from "./demo/DemoTools.js"
+import { LoomConfig } from "./LoomConfig.js"
+import * as Runs from "./RunManager.js"
+import * as CpuTools from "./tools/CpuTools.js"
+import { WorkflowEngine } from "./WorkflowEngine.js"
+import * as AgentWorkflow from "./workflows/AgentWorkflow.js"
+import * as CodingWorkflow from "./workflows/coding/CodingWorkflow.js"
+import * as RunTests from "./workflows/coding/RunTests.js"
+
+export const localTools = [...DemoTools.all, ...CpuTools.all, RunTests.tool]
+
+/** The agent `agent` runs may name. */
+export const assistant = (model: string): Agent => ({
+  name: "assistant",
+  model,
+  systemPrompt: "You are Loom's assistant. Use the tools when they help, then answer briefly.",
+  tools: localTools.map((tool) => tool.name),
+  maxSteps: 6
+})
+
+/** A name the catalog does not have. */
+export class NotInCatalog extends Data.TaggedError("NotInCatalog")<{ readonly message: string }> {}
+
+/** The workflow named `name` (there is `coding`). */
+export const workflow = (name: string) =>
+  name === "coding"
+    ? Effect.flatMap(LoomConfig, (config) => CodingWorkflow.make({ model: config.codingModel }))
+    : Effect.fail(new NotInCatalog({ message: `unknown workflow "${name}" (there is: coding)` }))
+
+/** The agent named `name` (there is `assistant`). */
+export const agent = (name: string) =>
+  Effect.flatMap(LoomConfig, (config) => {
+    const found = assistant(config.agentModel)
+    return name === found.name
+      ? Effect.succeed(found)
+      : Effect.fail(new NotInCatalog({ message: `unknown agent "${name}" (there is: ${found.name})` }))
+  })
+
+/** The service's runs: the coding workflow and the assistant agent; runs cut off by the last shutdown resume. */
+export const runs = Layer.scoped(
+  Runs.RunManager,
+  Effect.gen(function*() {
+    const config = yield* LoomConfig
+    const engine = yield* WorkflowEngine
+    const helper = assistant(config.agentModel)
+    const coding = yield* CodingWorkflow.make({ model: config.codingModel })
+    const agents = yield* AgentWorkflow.make(new Map([[helper.name, helper]]))
+    const manager = yield* Runs.make({
+      workflows: [Runs.runKind(engine, coding, (_, input) => CodingWorkflow.initial(input))],
+      agents: { kind: Runs.runKind(engine, agents, AgentWorkflow.initial), names: new Set([helper.name]) },
+      maxRuns: config.maxRuns
+    })
+    const resumed = yield* manager.resumeCutOff
+    if (resumed > 0) yield* Effect.logInfo(`resumed ${resumed} run(s) cut off by the last shutdown`)
+    return manager
+  }).pipe(Effect.orDie)
+)
