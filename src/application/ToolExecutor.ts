@@ -72,10 +72,7 @@ export interface SequentialOutcome {
   readonly failure: Option.Option<ToolResult>
 }
 
-export const toolCalls = Metric.counter("loom_tool_calls", {
-  description: "Tool calls by tool and final status",
-  incremental: true
-})
+export const toolCalls = MetricTags.counter("loom_tool_calls", "Tool calls by tool and final status")
 export const toolDuration = MetricTags.millisHistogram(
   "loom_tool_duration_ms",
   "Tool call duration in milliseconds, retries included"
