@@ -2,9 +2,12 @@
  * The `fetch` each ollama-js client is given: it goes through the host's shared undici
  * Agent (keep-alive, bounded sockets), carries the call's own AbortSignal (ollama-js has
  * no per-request signal), and checks the body on the way in, so malformed JSON or NDJSON
- * fails the call with the raw text instead of being skipped by the client.
+ * fails the call with the raw text instead of being skipped by the client, and an error
+ * status fails it with an `ErrorReply` (ollama-js's own `ResponseError` is not exported,
+ * so it could not be told apart from other failures without probing its fields).
  */
-import type { Agent } from "undici"
+import { Option, Schema } from "effect"
+import type { Agent, Response as UndiciResponse } from "undici"
 import { fetch as undiciFetch } from "undici"
 
 /** A reply body that is not the JSON it claims to be. */
@@ -13,6 +16,28 @@ export class MalformedBody extends Error {
     super(`malformed ${kind} from the server`)
     this.name = "MalformedBody"
   }
+}
+
+/** A reply with an error status, with the server's own message. */
+export class ErrorReply extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message)
+    this.name = "ErrorReply"
+  }
+}
+
+/** Ollama's error body: `{"error": "..."}`. */
+const ErrorBody = Schema.parseJson(Schema.Struct({ error: Schema.NonEmptyString }))
+
+/** The message of an error reply, read as ollama-js reads it: the JSON `error` field, else the text, else the status. */
+const errorReply = async (response: UndiciResponse): Promise<ErrorReply> => {
+  const text = await response.text().catch(() => "")
+  const message = Schema.decodeUnknownOption(ErrorBody)(text).pipe(
+    Option.map((body) => body.error),
+    Option.orElse(() => text.length > 0 ? Option.some(text) : Option.none()),
+    Option.getOrElse(() => `Error ${response.status}: ${response.statusText}`)
+  )
+  return new ErrorReply(response.status, message)
 }
 
 /** Passes NDJSON through line by line, failing the stream at the first line that does not parse. */
@@ -58,6 +83,7 @@ export const make = (agent: Agent, signal: AbortSignal): typeof globalThis.fetch
       dispatcher: agent,
       signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal
     })
+    if (!response.ok) throw await errorReply(response)
     const type = response.headers.get("content-type") ?? ""
     const headers = new Headers(response.headers as unknown as Headers)
     if (type.includes("application/x-ndjson") && response.body) {
@@ -67,7 +93,7 @@ export const make = (agent: Agent, signal: AbortSignal): typeof globalThis.fetch
         headers
       })
     }
-    if (type.includes("application/json") && response.ok) {
+    if (type.includes("application/json")) {
       const text = await response.text()
       let parsed: unknown
       try {

@@ -29,10 +29,12 @@ export type ChatReply = typeof ChatReply.Type
 export const EmbedReply = Schema.Struct({
   embeddings: Schema.Array(Schema.Array(Schema.Number))
 })
+export type EmbedReply = typeof EmbedReply.Type
 
 export const TagsReply = Schema.Struct({
   models: Schema.Array(Schema.Struct({ name: Schema.String, size: Schema.optional(Schema.NonNegative) }))
 })
+export type TagsReply = typeof TagsReply.Type
 
 const raw = (value: unknown): string => {
   try {

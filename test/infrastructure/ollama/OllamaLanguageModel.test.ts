@@ -1,5 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Duration, Effect, Fiber, Metric, Option, Schema, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  ConfigProvider,
+  Duration,
+  Effect,
+  Fiber,
+  Metric,
+  MetricState,
+  Option,
+  Schema,
+  Stream,
+  TestClock
+} from "effect"
 import { ChatMessage, ChatRequest, toolSpec } from "../../../src/domain/Chat.js"
 import { RetryPolicy } from "../../../src/domain/RetryPolicy.js"
 import * as Tool from "../../../src/domain/Tool.js"
@@ -20,6 +32,29 @@ const ask = (content: string, model = "llama3.2", tools = [toolSpec(weather)]) =
   new ChatRequest({ model, messages: [new ChatMessage({ role: "user", content })], tools })
 
 const noRetry = RetryPolicy.none
+const quickRetry = RetryPolicy.make({
+  maxRetries: 3,
+  initialDelay: Duration.millis(1),
+  multiplier: 1,
+  maxDelay: Duration.millis(1),
+  jitter: false
+})
+
+/** The value of the metric `name` summed over every series carrying `tags` (whatever other tags it has). */
+const metricValue = (name: string, tags: Readonly<Record<string, string>>) =>
+  Effect.map(Metric.snapshot, (pairs) =>
+    pairs
+      .filter(({ metricKey }) =>
+        metricKey.name === name &&
+        Object.entries(tags).every(([key, value]) =>
+          metricKey.tags.some((tag) => tag.key === key && tag.value === value)
+        )
+      )
+      .reduce((total, { metricState }) => {
+        if (MetricState.isCounterState(metricState)) return total + Number(metricState.count)
+        if (MetricState.isHistogramState(metricState)) return total + metricState.count
+        return MetricState.isGaugeState(metricState) ? total + Number(metricState.value) : total
+      }, 0))
 
 /** A language model over the given simulators, with test-friendly settings. */
 const model = (urls: ReadonlyArray<string>, overrides: Partial<OllamaConfig.OllamaOptions> = {}) =>
@@ -102,13 +137,7 @@ describe("OllamaLanguageModel over the simulator", () => {
       const llm = yield* model([sick.url, healthy.url], {
         breakerFailures: 2,
         breakerResetTimeout: Duration.minutes(1),
-        retry: RetryPolicy.make({
-          maxRetries: 3,
-          initialDelay: Duration.millis(1),
-          multiplier: 1,
-          maxDelay: Duration.millis(1),
-          jitter: false
-        })
+        retry: quickRetry
       })
       const answers = yield* Effect.forEach(Array.from({ length: 10 }), (_, i) => llm.chat(ask(`question ${i}`)))
       assert.isTrue(answers.every((answer) => answer.host === healthy.url))
@@ -206,6 +235,47 @@ describe("OllamaLanguageModel over the simulator", () => {
       const head = yield* Fiber.join(first)
       assert.isTrue(Option.isSome(head))
       yield* eventually(() => sim.connections().open === 0, "the connection to close")
+    }))
+
+  it.live("a stream whose opening fails transiently is retried on a fresh pick, each attempt counted", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const sick = yield* OllamaSimulator.make()
+      const healthy = yield* OllamaSimulator.make()
+      sick.setFaults("chat", { errorRate: 1, status: 503 })
+      const llm = yield* model([sick.url, healthy.url], { retry: quickRetry })
+      // two streams in a row: round-robin sends one of them to the sick host first
+      for (let i = 0; i < 2; i++) {
+        const chunks = yield* Stream.runCollect(llm.chatStream(ask(`question ${i}`)))
+        const done = Chunk.last(chunks).pipe(Option.getOrUndefined)
+        assert.strictEqual(done?._tag === "Done" && done.response.host, healthy.url)
+        assert.strictEqual(done?._tag === "Done" && done.response.message.content, `echo: question ${i}`)
+      }
+      assert.isAtLeast(sick.requests("chat"), 1)
+      const failed = yield* metricValue("loom_llm_requests", {
+        host: sick.url,
+        operation: "chat",
+        outcome: "LlmUnavailable"
+      })
+      assert.strictEqual(failed, sick.requests("chat"), "every failed opening is a request with its outcome")
+      const succeeded = yield* metricValue("loom_llm_requests", {
+        host: healthy.url,
+        operation: "chat",
+        outcome: "success"
+      })
+      assert.strictEqual(succeeded, 2)
+    })))
+
+  it.scoped("a stream is counted in loom_llm_requests and loom_llm_duration_ms, and leaves no request in flight", () =>
+    Effect.gen(function*() {
+      const sim = yield* OllamaSimulator.make()
+      const llm = yield* model([sim.url])
+      yield* Stream.runDrain(llm.chatStream(ask("count me")))
+      const head = yield* Stream.runHead(llm.chatStream(ask("close me early")))
+      assert.isTrue(Option.isSome(head))
+      const chats = { host: sim.url, operation: "chat" }
+      assert.strictEqual(yield* metricValue("loom_llm_requests", { ...chats, outcome: "success" }), 2)
+      assert.strictEqual(yield* metricValue("loom_llm_duration_ms", chats), 2)
+      assert.strictEqual(yield* metricValue("loom_llm_in_flight", { host: sim.url }), 0)
     }))
 
   it.scoped("device settings reach Ollama's options", () =>

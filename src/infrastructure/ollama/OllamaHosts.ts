@@ -1,0 +1,93 @@
+/**
+ * The hosts a language model balances over. A request goes to the usable host with the
+ * fewest calls outstanding (ties round-robin), skipping hosts whose breaker is open, and
+ * is retried on a fresh pick for transient errors. Kept apart from the model so that
+ * every request, streamed or not, is placed and retried the same way.
+ */
+import { Clock, Duration, Effect, Either, ExecutionStrategy, Exit, Ref, Scope } from "effect"
+import { CircuitOpen } from "../../domain/Errors.js"
+import type { LlmError } from "../../domain/LanguageModel.js"
+import type { BreakerState } from "../resilience/BreakerState.js"
+import * as Retry from "../resilience/Retry.js"
+import type { OllamaOptions } from "./OllamaConfig.js"
+import * as OllamaHost from "./OllamaHost.js"
+
+export interface OllamaHosts {
+  readonly all: ReadonlyArray<OllamaHost.OllamaHost>
+  /** The host for the next request; `CircuitOpen` when every breaker is open. */
+  readonly pick: Effect.Effect<OllamaHost.OllamaHost, CircuitOpen>
+  /**
+   * `request` on the best host, retried on a fresh pick for transient errors. A failed
+   * attempt frees its slot before the next; the one that succeeds holds its slot (and a
+   * stream its request) until the scope closes.
+   */
+  readonly run: <A>(request: OllamaHost.Request<A>) => Effect.Effect<A, LlmError, Scope.Scope>
+}
+
+export type Options = Pick<
+  OllamaOptions,
+  "hosts" | "numParallel" | "maxConnections" | "breakerFailures" | "breakerResetTimeout" | "retry"
+>
+
+/** Errors another attempt may not meet: the host was unreachable or slow. */
+export const isTransient = (error: LlmError): boolean => error._tag === "LlmUnavailable" || error._tag === "LlmTimeout"
+
+/**
+ * The usable host with the fewest calls outstanding, looking from `start` so that ties go
+ * round-robin; when every breaker is open, `CircuitOpen` with the soonest reopening.
+ */
+export const choose = <H extends { readonly outstanding: number }>(
+  hosts: ReadonlyArray<H>,
+  states: ReadonlyArray<BreakerState>,
+  start: number,
+  now: number
+): Either.Either<H, CircuitOpen> => {
+  let best: H | undefined
+  let retryAfter = Infinity
+  for (let i = 0; i < hosts.length; i++) {
+    const index = (start + i) % hosts.length
+    const host = hosts[index]!
+    const state = states[index]!
+    if (state._tag === "Open" && now < state.until) {
+      retryAfter = Math.min(retryAfter, state.until - now)
+      continue
+    }
+    if (best === undefined || host.outstanding < best.outstanding) best = host
+  }
+  return best
+    ? Either.right(best)
+    : Either.left(new CircuitOpen({ service: "ollama", retryAfter: Duration.millis(retryAfter) }))
+}
+
+/**
+ * Runs `self` in a scope of its own, closed at once if `self` fails (so a failed attempt
+ * lets go of its host before the retry) and otherwise along with the enclosing scope.
+ */
+const closedOnFailure = <A, E>(self: Effect.Effect<A, E, Scope.Scope>): Effect.Effect<A, E, Scope.Scope> =>
+  Effect.flatMap(
+    Effect.scope,
+    (outer) =>
+      Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
+        Effect.onExit(
+          Scope.extend(self, inner),
+          (exit) => Exit.isFailure(exit) ? Scope.close(inner, exit) : Effect.void
+        ))
+  )
+
+export const make = (options: Options): Effect.Effect<OllamaHosts, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const all = yield* Effect.forEach(options.hosts, (url) => OllamaHost.make({ ...options, url }))
+    const turn = yield* Ref.make(0)
+    const retry = Retry.schedule<LlmError>(options.retry, isTransient)
+    const pick = Effect.gen(function*() {
+      const states = yield* Effect.forEach(all, (host) => host.breaker.snapshot)
+      const start = yield* Ref.updateAndGet(turn, (n) => (n + 1) % all.length)
+      return yield* choose(all, states, start, yield* Clock.currentTimeMillis)
+    })
+    return {
+      all,
+      pick,
+      run: (request) =>
+        Effect.retry(Effect.flatMap(pick, (host) => closedOnFailure(OllamaHost.attempt(host, request))), retry)
+    }
+  })
