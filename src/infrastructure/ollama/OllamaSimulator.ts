@@ -129,6 +129,101 @@ const routeOf = (method: string, url: string): Route | undefined => {
 const encoder = new TextEncoder()
 const line = (value: unknown): Uint8Array => encoder.encode(`${JSON.stringify(value)}\n`)
 
+/** The route's latency fault, if any. */
+const delay = (fault: Faults) =>
+  Effect.gen(function*() {
+    const latency = fault.latency
+    if (latency === undefined) return
+    if (typeof latency === "object" && "min" in latency) {
+      yield* Effect.sleep(Duration.millis(yield* Random.nextRange(latency.min, latency.max)))
+    } else {
+      yield* Effect.sleep(latency)
+    }
+  })
+
+const notFound = (model: string) =>
+  HttpServerResponse.unsafeJson({ error: `model "${model}" not found, try pulling it first` }, { status: 404 })
+
+/** A chat answer: one JSON body, or NDJSON chunks to stream (a word a chunk), with the route's faults. */
+const chat = (
+  models: ReadonlyArray<string>,
+  script: (request: SimChatRequest) => SimReply,
+  body: SimChatRequest,
+  fault: Faults
+) => {
+  if (!models.includes(body.model)) return Effect.succeed(notFound(body.model))
+  const reply = script(body)
+  const promptTokens = body.messages.reduce((n, m) => n + tokens(m.content), 0)
+  const message = {
+    role: "assistant",
+    content: reply.content,
+    ...(reply.toolCalls && reply.toolCalls.length > 0
+      ? {
+        tool_calls: reply.toolCalls.map((call) => ({ function: { name: call.name, arguments: call.arguments } }))
+      }
+      : {})
+  }
+  const final = {
+    model: body.model,
+    created_at: new Date(0).toISOString(),
+    done: true,
+    done_reason: "stop",
+    total_duration: 1,
+    load_duration: 0,
+    prompt_eval_count: promptTokens,
+    prompt_eval_duration: 1,
+    eval_count: tokens(reply.content) + (reply.toolCalls?.length ?? 0),
+    eval_duration: 1
+  }
+  if (!body.stream) {
+    return Effect.succeed(
+      fault.malformed
+        ? HttpServerResponse.text("{\"model\": \"broken", { contentType: "application/json" })
+        : HttpServerResponse.unsafeJson({ ...final, message })
+    )
+  }
+  const pieces = reply.content.split(/(?<= )/).filter((p) => p.length > 0)
+  const deltas = pieces.map((piece) => ({
+    model: body.model,
+    created_at: new Date(0).toISOString(),
+    message: { role: "assistant", content: piece },
+    done: false
+  }))
+  const last = { ...final, message: { ...message, content: "" } }
+  let chunks = Stream.fromIterable([...deltas.map(line), line(last)])
+  if (fault.malformed) {
+    chunks = Stream.fromIterable([...deltas.slice(0, 1).map(line), encoder.encode("{\"done\": tru\n"), line(last)])
+  }
+  if (fault.trickle !== undefined) {
+    const gap = fault.trickle
+    chunks = Stream.tap(chunks, () => Effect.sleep(gap))
+  }
+  return Effect.succeed(chunks)
+}
+
+const tagsReply = (models: ReadonlyArray<string>) =>
+  HttpServerResponse.unsafeJson({
+    models: models.map((name) => ({
+      name,
+      model: name,
+      modified_at: new Date(0).toISOString(),
+      size: 1_000_000,
+      digest: name,
+      details: {}
+    }))
+  })
+
+const embedReply = (body: typeof EmbedBody.Type, dimensions: number) => {
+  const inputs = typeof body.input === "string" ? [body.input] : body.input
+  return HttpServerResponse.unsafeJson({
+    model: body.model,
+    embeddings: inputs.map((text) => embedding(text, dimensions)),
+    total_duration: 1,
+    load_duration: 0,
+    prompt_eval_count: inputs.reduce((n, text) => n + tokens(text), 0)
+  })
+}
+
 export const make = (options: Options = {}) =>
   Effect.gen(function*() {
     const models = options.models ?? ["llama3.2", "qwen2.5-coder", "nomic-embed-text"]
@@ -149,71 +244,6 @@ export const make = (options: Options = {}) =>
       })
     })
 
-    const delay = (fault: Faults) =>
-      Effect.gen(function*() {
-        const latency = fault.latency
-        if (latency === undefined) return
-        if (typeof latency === "object" && "min" in latency) {
-          yield* Effect.sleep(Duration.millis(yield* Random.nextRange(latency.min, latency.max)))
-        } else {
-          yield* Effect.sleep(latency)
-        }
-      })
-
-    const notFound = (model: string) =>
-      HttpServerResponse.unsafeJson({ error: `model "${model}" not found, try pulling it first` }, { status: 404 })
-
-    const chat = (body: SimChatRequest, fault: Faults) => {
-      if (!models.includes(body.model)) return Effect.succeed(notFound(body.model))
-      const reply = script(body)
-      const promptTokens = body.messages.reduce((n, m) => n + tokens(m.content), 0)
-      const message = {
-        role: "assistant",
-        content: reply.content,
-        ...(reply.toolCalls && reply.toolCalls.length > 0
-          ? {
-            tool_calls: reply.toolCalls.map((call) => ({ function: { name: call.name, arguments: call.arguments } }))
-          }
-          : {})
-      }
-      const final = {
-        model: body.model,
-        created_at: new Date(0).toISOString(),
-        done: true,
-        done_reason: "stop",
-        total_duration: 1,
-        load_duration: 0,
-        prompt_eval_count: promptTokens,
-        prompt_eval_duration: 1,
-        eval_count: tokens(reply.content) + (reply.toolCalls?.length ?? 0),
-        eval_duration: 1
-      }
-      if (!body.stream) {
-        return Effect.succeed(
-          fault.malformed
-            ? HttpServerResponse.text("{\"model\": \"broken", { contentType: "application/json" })
-            : HttpServerResponse.unsafeJson({ ...final, message })
-        )
-      }
-      const pieces = reply.content.split(/(?<= )/).filter((p) => p.length > 0)
-      const deltas = pieces.map((piece) => ({
-        model: body.model,
-        created_at: new Date(0).toISOString(),
-        message: { role: "assistant", content: piece },
-        done: false
-      }))
-      const last = { ...final, message: { ...message, content: "" } }
-      let chunks = Stream.fromIterable([...deltas.map(line), line(last)])
-      if (fault.malformed) {
-        chunks = Stream.fromIterable([...deltas.slice(0, 1).map(line), encoder.encode("{\"done\": tru\n"), line(last)])
-      }
-      if (fault.trickle !== undefined) {
-        const gap = fault.trickle
-        chunks = Stream.tap(chunks, () => Effect.sleep(gap))
-      }
-      return Effect.succeed(chunks)
-    }
-
     const app = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const route = routeOf(request.method, request.url)
@@ -232,34 +262,18 @@ export const make = (options: Options = {}) =>
         case "tags":
           return fault.malformed
             ? HttpServerResponse.text("<html>", { contentType: "application/json" })
-            : HttpServerResponse.unsafeJson({
-              models: models.map((name) => ({
-                name,
-                model: name,
-                modified_at: new Date(0).toISOString(),
-                size: 1_000_000,
-                digest: name,
-                details: {}
-              }))
-            })
+            : tagsReply(models)
         case "embed": {
           const body = yield* HttpServerRequest.schemaBodyJson(EmbedBody)
           if (!models.includes(body.model)) return notFound(body.model)
           if (fault.malformed) {
             return HttpServerResponse.text("{\"embeddings\": [[", { contentType: "application/json" })
           }
-          const inputs = typeof body.input === "string" ? [body.input] : body.input
-          return HttpServerResponse.unsafeJson({
-            model: body.model,
-            embeddings: inputs.map((text) => embedding(text, dimensions)),
-            total_duration: 1,
-            load_duration: 0,
-            prompt_eval_count: inputs.reduce((n, text) => n + tokens(text), 0)
-          })
+          return embedReply(body, dimensions)
         }
         case "chat": {
           const body = yield* HttpServerRequest.schemaBodyJson(ChatBody)
-          const reply = yield* chat(body, fault)
+          const reply = yield* chat(models, script, body, fault)
           if (HttpServerResponse.isServerResponse(reply)) return reply
           const socket = NodeHttpServerRequest.toIncomingMessage(request).socket
           const stream = fault.resetMidStream
