@@ -41,7 +41,7 @@ const agent: Agent.Agent = { name: "bench", model: "scripted", systemPrompt: "be
 const registry = InMemoryToolRegistry.layer([wait])
 export const agents = () =>
   ManagedRuntime.make(
-    AgentRuntime.AgentRuntime.Default.pipe(
+    AgentRuntime.AgentRuntime.layer.pipe(
       Layer.provide(ToolExecutor.ToolExecutor.layerIo({ breaker: false })),
       Layer.provide([registry, Timeouts.Timeouts.Default]),
       Layer.provide(ScriptedModel.layer)
@@ -136,7 +136,7 @@ type Engines = ManagedRuntime.ManagedRuntime<WorkflowEngine.WorkflowEngine, neve
 
 /** The two engines and the database directory, made in setup so other scenarios never pay for them. */
 let engines:
-  | { readonly dir: string; readonly withCheckpoints: Engines; readonly withoutCheckpoints: Engines }
+  | { readonly dir: string; readonly withCheckpoints: Engines; readonly inMemory: Engines }
   | undefined
 
 /** `workflowRuns` runs of the linear graph, one after another. */
@@ -157,19 +157,19 @@ export const checkpointOverhead: Scenario = {
     engines = {
       dir,
       withCheckpoints: ManagedRuntime.make(
-        WorkflowEngine.WorkflowEngine.Default.pipe(
+        WorkflowEngine.WorkflowEngine.layer.pipe(
           Layer.provide(SqliteCheckpointStore.layer(path.join(dir, "loom.db")))
         )
       ),
-      withoutCheckpoints: ManagedRuntime.make(WorkflowEngine.WorkflowEngine.Default)
+      inMemory: ManagedRuntime.make(WorkflowEngine.WorkflowEngine.layerMemory)
     }
   },
   loom: () => invokeLinear(engines!.withCheckpoints),
-  baseline: () => invokeLinear(engines!.withoutCheckpoints),
+  baseline: () => invokeLinear(engines!.inMemory),
   teardown: async () => {
     if (!engines) return
     await engines.withCheckpoints.dispose()
-    await engines.withoutCheckpoints.dispose()
+    await engines.inMemory.dispose()
     fs.rmSync(engines.dir, { recursive: true, force: true })
     engines = undefined
   }

@@ -112,7 +112,7 @@ const MainLive = Layer.mergeAll(
     Layer.provide(Registry),
     Layer.provide(Layer.merge(NodeProcessRunner.layerConfig, NodeCpuRunner.layerConfig))
   ),
-  WorkflowEngine.Default.pipe(Layer.provide(SqliteCheckpointStore.layerConfig)),
+  WorkflowEngine.layer.pipe(Layer.provide(SqliteCheckpointStore.layerConfig)),
   Simulated,
   Registry
 )

@@ -86,12 +86,12 @@ const local = {
   tools: Effect.flatMap(ToolRegistry, (registry) => registry.list).pipe(Effect.provide(Local)),
   workflow: (name: string, input: string) =>
     Stream.unwrap(Effect.gen(function*() {
-      const graph = yield* Effect.mapError(Catalog.workflow(name), usage)
+      const graph = yield* Catalog.workflow(name).pipe(Effect.catchTag("NotInCatalog", (e) => Effect.fail(usage(e))))
       return (yield* WorkflowEngine).run(graph, CodingWorkflow.initial(input))
     })).pipe(Stream.provideLayer(Local)),
   agent: (name: string, input: string) =>
     Stream.unwrap(Effect.gen(function*() {
-      const agent = yield* Effect.mapError(Catalog.agent(name), usage)
+      const agent = yield* Catalog.agent(name).pipe(Effect.catchTag("NotInCatalog", (e) => Effect.fail(usage(e))))
       return (yield* AgentRuntime).run(agent, input)
     })).pipe(Stream.provideLayer(Local))
 }

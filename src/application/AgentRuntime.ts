@@ -8,8 +8,11 @@
  * A run is a `Stream` of events ending in `FinalAnswer` or `Failed`; the stream itself
  * does not fail. Interrupting its consumer interrupts the run: the LLM request is
  * aborted and every running tool is interrupted.
+ *
+ * `AgentRuntime.layer` needs a `LanguageModel`, the `ToolRegistry` the agents' tools
+ * come from and a `ToolExecutor` to run them.
  */
-import { Chunk, Effect, Option, Stream } from "effect"
+import { Chunk, Context, Effect, Layer, Option, Stream } from "effect"
 import type { Agent, AgentError, AgentEvent } from "../domain/Agent.js"
 import {
   AgentCrashed,
@@ -26,6 +29,7 @@ import {
 import type { ChatResponse, LlmToolCall, ToolSpec as ChatToolSpec } from "../domain/Chat.js"
 import { ChatMessage, ChatRequest, toolSpec } from "../domain/Chat.js"
 import { ToolNotFound } from "../domain/Errors.js"
+import type { LlmError } from "../domain/LanguageModel.js"
 import { LanguageModel } from "../domain/LanguageModel.js"
 import { LlmBadResponse } from "../domain/LlmErrors.js"
 import type { ToolDefinition } from "../domain/Tool.js"
@@ -76,107 +80,146 @@ const notOffered = (call: ToolCall, name: string): ToolResult =>
     durationMs: 0
   })
 
-export const make = Effect.gen(function*() {
-  const llm = yield* LanguageModel
-  const registry = yield* ToolRegistry
-  const executor = yield* ToolExecutor
-
-  /** One model turn; streamed turns emit their text as it arrives. */
-  const chat = (agent: Agent, step: number, request: ChatRequest, emit: (event: AgentEvent) => Effect.Effect<void>) =>
-    agent.stream
-      ? llm.chatStream(request).pipe(
-        Stream.runFoldEffect(Option.none<ChatResponse>(), (done, chunk) =>
-          chunk._tag === "Delta"
-            ? Effect.as(emit(new LlmToken({ step, content: chunk.content })), done)
-            : Effect.succeed(Option.some(chunk.response))),
-        Effect.flatMap(Option.match({
-          onNone: () =>
-            Effect.fail(
-              new LlmBadResponse({ host: "", message: "the chat stream ended without a final message", raw: "" })
-            ),
-          onSome: Effect.succeed
-        }))
-      )
-      : llm.chat(request)
-
-  const loop = (agent: Agent, input: string, emit: (event: AgentEvent) => Effect.Effect<void>) =>
-    Effect.gen(function*() {
-      const tools = yield* Effect.forEach(agent.tools, (name) => registry.get(name))
-      const specs = tools.map(specOf)
-      const maxSteps = agent.maxSteps ?? 8
-      const messages: Array<ChatMessage> = [
-        new ChatMessage({ role: "system", content: agent.systemPrompt }),
-        new ChatMessage({ role: "user", content: input })
-      ]
-      for (let step = 1; step <= maxSteps; step++) {
-        yield* emit(new StepStarted({ step }))
-        const response = yield* chat(agent, step, new ChatRequest({ model: agent.model, messages, tools: specs }), emit)
-        const requested = response.message.toolCalls
-        if (requested.length === 0) {
-          yield* emit(new StepFinished({ step }))
-          return yield* emit(new FinalAnswer({ step, content: response.message.content }))
-        }
-        const calls = requested.map((call, i) => callOf(step, i, call))
-        yield* emit(
-          new ToolCallsRequested({
-            step,
-            calls: calls.map((call, i) =>
-              new RequestedCall({ id: call.id, tool: requested[i]!.name, arguments: call.input })
-            )
-          })
-        )
-        // Only the agent's own tools run; any other name comes back to the model as unknown.
-        const offered = calls.filter((call) => agent.tools.includes(call.tool))
-        const ran = yield* executor.executeParallel(offered, { concurrency: agent.toolConcurrency ?? 4 })
-        const byId = new Map(ran.map((result) => [result.callId, result]))
-        const results = calls.map((call, i) => byId.get(call.id) ?? notOffered(call, requested[i]!.name))
-        yield* Effect.forEach(results, (result) => emit(new ToolResultEvent({ step, result })), { discard: true })
-        messages.push(response.message, ...results.map(toolMessage))
-        yield* emit(new StepFinished({ step }))
-      }
-      return yield* new MaxStepsExceeded({ agent: agent.name, maxSteps })
-    })
-
-  /** Runs `agent` on `input`; the stream ends after `FinalAnswer` or `Failed`. */
-  const run = (agent: Agent, input: string): Stream.Stream<AgentEvent> =>
-    RunEvents.stream(
-      (emit) => {
-        const bounded: Effect.Effect<void, AgentError> = agent.deadline === undefined
-          ? loop(agent, input, emit)
-          : Timeouts.within(`agent:${agent.name}`, agent.deadline)(loop(agent, input, emit))
-        return bounded.pipe(
-          Effect.withSpan("AgentRuntime.run", { attributes: { "loom.agent": agent.name }, captureStackTrace: false })
-        )
-      },
-      {
-        onFailure: (error, emit) => emit(new Failed({ error })),
-        crashed: (message) => new AgentCrashed({ agent: agent.name, message }),
-        isTerminal: (event) => event._tag === "FinalAnswer" || event._tag === "Failed"
-      }
-    )
-
+/** The runtime's contract. */
+export interface Service {
+  /**
+   * Runs `agent` on `input`: its events, ending after `FinalAnswer` or `Failed`; the
+   * stream never fails. Interrupting its consumer interrupts the model call and the tools.
+   */
+  readonly run: (agent: Agent, input: string) => Stream.Stream<AgentEvent>
   /** Runs `agent` to its answer, failing with the typed error of a failed run. No event stream is built. */
-  const answer = (agent: Agent, input: string): Effect.Effect<string, AgentError> => {
-    let content = ""
-    const keep = (event: AgentEvent) =>
-      Effect.sync(() => {
-        if (event._tag === "FinalAnswer") content = event.content
-      })
-    const bounded = agent.deadline === undefined
-      ? loop(agent, input, keep)
-      : Timeouts.within(`agent:${agent.name}`, agent.deadline)(loop(agent, input, keep))
-    return bounded.pipe(
-      Effect.map(() => content),
-      Effect.withSpan("AgentRuntime.answer", { attributes: { "loom.agent": agent.name }, captureStackTrace: false })
-    )
-  }
-
+  readonly answer: (agent: Agent, input: string) => Effect.Effect<string, AgentError>
   /** Every event of a run, collected (for tests and batch callers). */
-  const collect = (agent: Agent, input: string) =>
-    Effect.map(Stream.runCollect(run(agent, input)), Chunk.toReadonlyArray)
+  readonly collect: (agent: Agent, input: string) => Effect.Effect<ReadonlyArray<AgentEvent>>
+}
 
-  return { run, answer, collect } as const
-})
+type Emit = (event: AgentEvent) => Effect.Effect<void>
 
-/** The agent runtime. Needs a `LanguageModel`, a `ToolRegistry` and a `ToolExecutor`. */
-export class AgentRuntime extends Effect.Service<AgentRuntime>()("loom/AgentRuntime", { effect: make }) {}
+/** What a run talks to. */
+interface Ports {
+  readonly llm: LanguageModel["Type"]
+  readonly registry: ToolRegistry["Type"]
+  readonly executor: ToolExecutor["Type"]
+}
+
+/** One run of an agent: what it talks to, the specs of its tools, where its events go. */
+interface Conversation {
+  readonly ports: Ports
+  readonly agent: Agent
+  readonly specs: ReadonlyArray<ChatToolSpec>
+  readonly emit: Emit
+}
+
+const noFinalMessage = () =>
+  new LlmBadResponse({ host: "", message: "the chat stream ended without a final message", raw: "" })
+
+/** One model turn; a streamed turn emits its text as it arrives. */
+const chat = (
+  { agent, emit, ports }: Conversation,
+  step: number,
+  request: ChatRequest
+): Effect.Effect<ChatResponse, LlmError> =>
+  agent.stream
+    ? ports.llm.chatStream(request).pipe(
+      Stream.runFoldEffect(Option.none<ChatResponse>(), (done, chunk) =>
+        chunk._tag === "Delta"
+          ? Effect.as(emit(new LlmToken({ step, content: chunk.content })), done)
+          : Effect.succeed(Option.some(chunk.response))),
+      Effect.flatMap(Option.match({ onNone: () => Effect.fail(noFinalMessage()), onSome: Effect.succeed }))
+    )
+    : ports.llm.chat(request)
+
+/** Runs a turn's tool calls: the agent's own tools through the executor; any other name comes back as unknown. */
+const callTools = ({ agent, emit, ports }: Conversation, step: number, requested: ReadonlyArray<LlmToolCall>) =>
+  Effect.gen(function*() {
+    const calls = requested.map((call, i) => callOf(step, i, call))
+    yield* emit(
+      new ToolCallsRequested({
+        step,
+        calls: calls.map((call, i) =>
+          new RequestedCall({ id: call.id, tool: requested[i]!.name, arguments: call.input })
+        )
+      })
+    )
+    const offered = calls.filter((call) => agent.tools.includes(call.tool))
+    const ran = yield* ports.executor.executeParallel(offered, { concurrency: agent.toolConcurrency ?? 4 })
+    const byId = new Map(ran.map((result) => [result.callId, result]))
+    const results = calls.map((call, i) => byId.get(call.id) ?? notOffered(call, requested[i]!.name))
+    yield* Effect.forEach(results, (result) => emit(new ToolResultEvent({ step, result })), { discard: true })
+    return results
+  })
+
+/** Turn `step` and the ones after it, over the conversation so far: the answer, or why there is none. */
+const turn = (
+  conversation: Conversation,
+  step: number,
+  messages: ReadonlyArray<ChatMessage>
+): Effect.Effect<string, AgentError> =>
+  Effect.gen(function*() {
+    const { agent, emit, specs } = conversation
+    const maxSteps = agent.maxSteps ?? 8
+    if (step > maxSteps) return yield* new MaxStepsExceeded({ agent: agent.name, maxSteps })
+    yield* emit(new StepStarted({ step }))
+    const response = yield* chat(conversation, step, new ChatRequest({ model: agent.model, messages, tools: specs }))
+    const requested = response.message.toolCalls
+    if (requested.length === 0) {
+      yield* emit(new StepFinished({ step }))
+      yield* emit(new FinalAnswer({ step, content: response.message.content }))
+      return response.message.content
+    }
+    const results = yield* callTools(conversation, step, requested)
+    yield* emit(new StepFinished({ step }))
+    return yield* turn(conversation, step + 1, [...messages, response.message, ...results.map(toolMessage)])
+  })
+
+/** A whole run of `agent` on `input`, within the agent's deadline: its answer. */
+const converse = (ports: Ports, agent: Agent, input: string, emit: Emit): Effect.Effect<string, AgentError> => {
+  const conversation = Effect.gen(function*() {
+    const tools = yield* Effect.forEach(agent.tools, (name) => ports.registry.get(name))
+    return yield* turn({ ports, agent, specs: tools.map(specOf), emit }, 1, [
+      new ChatMessage({ role: "system", content: agent.systemPrompt }),
+      new ChatMessage({ role: "user", content: input })
+    ])
+  })
+  return agent.deadline === undefined
+    ? conversation
+    : Timeouts.within(`agent:${agent.name}`, agent.deadline)(conversation)
+}
+
+const spanOptions = (agent: Agent) => ({ attributes: { "loom.agent": agent.name }, captureStackTrace: false })
+
+export const make: Effect.Effect<Service, never, LanguageModel | ToolRegistry | ToolExecutor> = Effect.map(
+  Effect.all({ llm: LanguageModel, registry: ToolRegistry, executor: ToolExecutor }),
+  (ports) => {
+    const run: Service["run"] = (agent, input) =>
+      RunEvents.stream(
+        (emit) =>
+          converse(ports, agent, input, emit).pipe(
+            Effect.asVoid,
+            Effect.withSpan("AgentRuntime.run", spanOptions(agent))
+          ),
+        {
+          onFailure: (error, emit) => emit(new Failed({ error })),
+          crashed: (message) => new AgentCrashed({ agent: agent.name, message }),
+          isTerminal: (event) => event._tag === "FinalAnswer" || event._tag === "Failed"
+        }
+      )
+    return {
+      run,
+      answer: (agent, input) =>
+        converse(ports, agent, input, () => Effect.void).pipe(
+          Effect.withSpan("AgentRuntime.answer", spanOptions(agent))
+        ),
+      collect: (agent, input) => Effect.map(Stream.runCollect(run(agent, input)), Chunk.toReadonlyArray)
+    }
+  }
+)
+
+/** The agent runtime; its layer says what it needs. */
+export class AgentRuntime extends Context.Tag("loom/AgentRuntime")<AgentRuntime, Service>() {
+  /** Needs the model, the registry the agents' tools are looked up in, and the executor that runs them. */
+  static readonly layer: Layer.Layer<AgentRuntime, never, LanguageModel | ToolRegistry | ToolExecutor> = Layer.effect(
+    AgentRuntime,
+    make
+  )
+}

@@ -30,17 +30,21 @@ export class NotInCatalog extends Data.TaggedError("NotInCatalog")<{ readonly me
 
 /** The workflow named `name` (there is `coding`). */
 export const workflow = (name: string) =>
-  name === "coding"
-    ? Effect.flatMap(LoomConfig, (config) => CodingWorkflow.make({ model: config.codingModel }))
-    : Effect.fail(new NotInCatalog({ message: `unknown workflow "${name}" (there is: coding)` }))
+  Effect.gen(function*() {
+    if (name !== "coding") return yield* new NotInCatalog({ message: `unknown workflow "${name}" (there is: coding)` })
+    const config = yield* LoomConfig
+    return yield* CodingWorkflow.make({ model: config.codingModel })
+  })
 
 /** The agent named `name` (there is `assistant`). */
 export const agent = (name: string) =>
-  Effect.flatMap(LoomConfig, (config) => {
+  Effect.gen(function*() {
+    const config = yield* LoomConfig
     const found = assistant(config.agentModel)
-    return name === found.name
-      ? Effect.succeed(found)
-      : Effect.fail(new NotInCatalog({ message: `unknown agent "${name}" (there is: ${found.name})` }))
+    if (name !== found.name) {
+      return yield* new NotInCatalog({ message: `unknown agent "${name}" (there is: ${found.name})` })
+    }
+    return found
   })
 
 /** The service's runs: the coding workflow and the assistant agent; runs cut off by the last shutdown resume. */

@@ -46,14 +46,15 @@ const aborted = (signal: AbortSignal) =>
     return Effect.sync(() => signal.removeEventListener("abort", onAbort))
   })
 
-export const make = Effect.gen(function*() {
-  const registry = yield* ToolRegistry
-  const executor = yield* ToolExecutor
-  const run = yield* FiberSet.makeRuntimePromise<never>()
-  const servers = new Set<Server>()
-  let calls = 0
+/** Answers a JSON-RPC error outside any session (the SDK's own shape). */
+const reject = (response: Http.ServerResponse, status: number, message: string) =>
+  response.writeHead(status, { "content-type": "application/json" }).end(
+    JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null })
+  )
 
-  const listTools: Effect.Effect<ListToolsResult> = Effect.map(registry.list, (tools) => ({
+/** The registry's tools as MCP lists them. */
+const listOf = (registry: ToolRegistry["Type"]): Effect.Effect<ListToolsResult> =>
+  Effect.map(registry.list, (tools) => ({
     tools: tools.map((tool) => {
       const spec = toolSpec(tool)
       return {
@@ -63,6 +64,58 @@ export const make = Effect.gen(function*() {
       }
     })
   }))
+
+/**
+ * Handles one request to `/mcp`: an `initialize` POST opens a session, every other
+ * request must name a live one (so a stray request allocates nothing).
+ */
+const httpHandler =
+  (newServer: () => Server, sessions: Map<string, StreamableHTTPServerTransport>) =>
+  (request: Http.IncomingMessage, response: Http.ServerResponse) =>
+    Effect.tryPromise(async () => {
+      const id = request.headers["mcp-session-id"]
+      if (typeof id === "string") {
+        const transport = sessions.get(id)
+        if (transport === undefined) return reject(response, 404, "unknown MCP session")
+        return await transport.handleRequest(request, response)
+      }
+      if (request.method !== "POST") return reject(response, 400, "no MCP session: initialize first")
+      if (Number(request.headers["content-length"] ?? 0) > 1024 * 1024) {
+        return reject(response, 413, "request body over 1 MiB")
+      }
+      const message = await Consumers.json(request)
+      if (!isInitializeRequest(message)) return reject(response, 400, "no MCP session: initialize first")
+      const fresh: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => Crypto.randomUUID(),
+        onsessioninitialized: (sessionId) => {
+          sessions.set(sessionId, fresh)
+        }
+      })
+      fresh.onclose = () => {
+        if (fresh.sessionId !== undefined) sessions.delete(fresh.sessionId)
+      }
+      await newServer().connect(fresh)
+      await fresh.handleRequest(request, response, message)
+    }).pipe(
+      Effect.catchAll((error) =>
+        Effect.zipRight(
+          Effect.logWarning(`MCP request failed: ${error.message}`),
+          Effect.sync(() => {
+            if (!response.headersSent) reject(response, 400, "bad MCP request")
+            else response.end()
+          })
+        )
+      )
+    )
+
+export const make = Effect.gen(function*() {
+  const registry = yield* ToolRegistry
+  const executor = yield* ToolExecutor
+  const run = yield* FiberSet.makeRuntimePromise<never>()
+  const servers = new Set<Server>()
+  let calls = 0
+
+  const listTools = listOf(registry)
 
   const callTool = (name: string, args: unknown, signal: AbortSignal): Effect.Effect<CallToolResult> =>
     Effect.suspend(() => {
@@ -103,52 +156,7 @@ export const make = Effect.gen(function*() {
   )
 
   const sessions = new Map<string, StreamableHTTPServerTransport>()
-
-  const reject = (response: Http.ServerResponse, status: number, message: string) =>
-    response.writeHead(status, { "content-type": "application/json" }).end(
-      JSON.stringify({ jsonrpc: "2.0", error: { code: -32000, message }, id: null })
-    )
-
-  /**
-   * Handles one request to `/mcp`: an `initialize` POST opens a session, every other
-   * request must name a live one (so a stray request allocates nothing).
-   */
-  const handleHttp = (request: Http.IncomingMessage, response: Http.ServerResponse) =>
-    Effect.tryPromise(async () => {
-      const id = request.headers["mcp-session-id"]
-      if (typeof id === "string") {
-        const transport = sessions.get(id)
-        if (transport === undefined) return reject(response, 404, "unknown MCP session")
-        return await transport.handleRequest(request, response)
-      }
-      if (request.method !== "POST") return reject(response, 400, "no MCP session: initialize first")
-      if (Number(request.headers["content-length"] ?? 0) > 1024 * 1024) {
-        return reject(response, 413, "request body over 1 MiB")
-      }
-      const message = await Consumers.json(request)
-      if (!isInitializeRequest(message)) return reject(response, 400, "no MCP session: initialize first")
-      const fresh: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => Crypto.randomUUID(),
-        onsessioninitialized: (sessionId) => {
-          sessions.set(sessionId, fresh)
-        }
-      })
-      fresh.onclose = () => {
-        if (fresh.sessionId !== undefined) sessions.delete(fresh.sessionId)
-      }
-      await newServer().connect(fresh)
-      await fresh.handleRequest(request, response, message)
-    }).pipe(
-      Effect.catchAll((error) =>
-        Effect.zipRight(
-          Effect.logWarning(`MCP request failed: ${error.message}`),
-          Effect.sync(() => {
-            if (!response.headersSent) reject(response, 400, "bad MCP request")
-            else response.end()
-          })
-        )
-      )
-    )
+  const handleHttp = httpHandler(newServer, sessions)
 
   /** Serves `/mcp` on its own HTTP server at `host:port` (port 0: any free port) while the scope is open. */
   const serveHttp = (options: { readonly host?: string; readonly port?: number } = {}) =>

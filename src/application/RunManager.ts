@@ -12,7 +12,7 @@ import { CheckpointStore } from "../domain/CheckpointStore.js"
 import type { StoredEvent } from "../domain/CheckpointStore.js"
 import { QueueFull } from "../domain/Errors.js"
 import type { CheckpointCorrupt, RunRecord, WorkflowEvent } from "../domain/Workflow.js"
-import { RunExists, RunNotFound, ThreadId } from "../domain/Workflow.js"
+import { isTerminal, RunExists, RunNotFound, ThreadId } from "../domain/Workflow.js"
 import { ShuttingDown } from "./Shutdown.js"
 import type { Graph } from "./Workflow.js"
 import type * as WorkflowEngine from "./WorkflowEngine.js"
@@ -62,7 +62,6 @@ export interface Options {
   readonly followEvery?: Duration.DurationInput
 }
 
-const terminal = (event: WorkflowEvent) => event._tag === "WorkflowFinished" || event._tag === "WorkflowFailed"
 const ended = (run: RunRecord) => run.status !== "running"
 
 /** The run kind a request names, or why there is none. */
@@ -162,7 +161,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
           const run = yield* store.getRun(threadId)
           const events = yield* store.events(threadId, cursor.after)
           const last = events[events.length - 1]
-          if (ended(run) || events.some((e) => terminal(e.event))) return [events, Option.none()] as const
+          if (ended(run) || events.some((e) => isTerminal(e.event))) return [events, Option.none()] as const
           if (events.length === 0) yield* Effect.sleep(options.followEvery ?? "100 millis")
           return [events, Option.some({ after: last?.seq ?? cursor.after })] as const
         })).pipe(

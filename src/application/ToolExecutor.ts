@@ -368,16 +368,17 @@ const makeWith = (options: Options, runners: Runners) =>
         concurrency: callOptions.concurrency ?? defaultConcurrency
       }).pipe(Effect.withSpan("ToolExecutor.executeParallel", { captureStackTrace: false }))
 
-    const executeSequential: Service["executeSequential"] = (calls, callOptions = {}) =>
-      Effect.gen(function*() {
+    const executeSequential: Service["executeSequential"] = Effect.fn("ToolExecutor.executeSequential")(
+      function*(calls: Iterable<ToolCall>, callOptions: CallOptions = {}) {
         const results: Array<ToolResult> = []
         for (const call of calls) {
           const result = yield* execute(call, callOptions)
           results.push(result)
-          if (!result.succeeded) return { results, failure: Option.some(result) }
+          if (!result.succeeded) return { results, failure: Option.some<ToolResult>(result) }
         }
-        return { results, failure: Option.none() }
-      }).pipe(Effect.withSpan("ToolExecutor.executeSequential", { captureStackTrace: false }))
+        return { results, failure: Option.none<ToolResult>() }
+      }
+    )
 
     return ToolExecutor.of({
       execute,

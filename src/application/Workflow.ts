@@ -4,10 +4,14 @@
  * conditional (a function of the state). The nodes of one step run in parallel and
  * their updates merge field by field: a field's reducer combines the current value with
  * the update (`append` for lists), a field without one takes the update.
+ *
+ * A graph carries the errors its nodes fail with (`E`): a run's `NodeFailed` names the
+ * tag of one of them in `reason` (see `RunError`).
  */
 import type { Effect } from "effect"
 import { Effect as E, Schema } from "effect"
 import { InvalidGraph } from "../domain/Errors.js"
+import type { NodeFailed, WorkflowError } from "../domain/Workflow.js"
 
 /** The pseudo-node that ends a run. */
 export const END = "__end__"
@@ -21,24 +25,39 @@ export interface NodeError {
   readonly message: string
 }
 
-export type Node<S> = (state: S) => Effect.Effect<Partial<S>, NodeError>
+/** A node: from the state to an update of some of its fields, or a failure `E`. */
+export type Node<S, E extends NodeError = NodeError> = (state: S) => Effect.Effect<Partial<S>, E>
 
 export type Edge<S> = Targets | ((state: S) => Targets)
 
 export type Reducers<S> = { readonly [K in keyof S]?: (current: S[K], update: S[K]) => S[K] }
 
-export interface Graph<S, I = unknown> {
+export interface Graph<S, I = unknown, E extends NodeError = NodeError> {
   readonly name: string
   readonly state: Schema.Schema<S, I>
   /** Encodes and decodes node updates (every field optional). */
   readonly update: Schema.Schema<Partial<S>, unknown>
   readonly start: ReadonlyArray<string>
-  readonly nodes: ReadonlyMap<string, Node<S>>
+  readonly nodes: ReadonlyMap<string, Node<S, E>>
   readonly edges: ReadonlyMap<string, Edge<S>>
   readonly reducers: Reducers<S>
   /** Steps before a run fails with `StepLimitExceeded` (default 25). */
   readonly maxSteps: number
 }
+
+/** Why a node failed: the tag of one of its graph's node errors, or an update or state that does not encode. */
+export type NodeFailure<E extends NodeError> = E["_tag"] | "InvalidUpdate" | "InvalidState"
+
+/** What ends a run of a graph whose nodes fail with `E`: a `NodeFailed` whose `reason` is one of their tags, or an engine error. */
+export type RunError<E extends NodeError> =
+  | Exclude<WorkflowError, NodeFailed>
+  | (NodeFailed & { readonly reason: NodeFailure<E> })
+
+/** The union of the errors of a record of nodes. */
+export type ErrorOf<Nodes> = {
+  readonly [K in keyof Nodes]: Nodes[K] extends (state: never) => Effect.Effect<unknown, infer E extends NodeError> ? E
+    : never
+}[keyof Nodes]
 
 /** A reducer that appends the update's items to the current list. */
 export const append = <A>(current: ReadonlyArray<A>, update: ReadonlyArray<A>): ReadonlyArray<A> => [
@@ -52,17 +71,20 @@ export const targets = (edge: Targets): ReadonlyArray<string> => typeof edge ===
  * Builds a graph, checking that the start and every static edge name a node (or END).
  * A node without an edge ends the run after it.
  */
-export const make = <Fields extends Schema.Struct.Fields>(definition: {
+export const make = <
+  Fields extends Schema.Struct.Fields,
+  Nodes extends { readonly [name: string]: Node<Schema.Struct.Type<Fields>> }
+>(definition: {
   readonly name: string
   readonly state: Schema.Struct<Fields>
   readonly start: Targets
-  readonly nodes: { readonly [name: string]: Node<Schema.Struct.Type<Fields>> }
+  readonly nodes: Nodes
   readonly edges?: { readonly [from: string]: Edge<Schema.Struct.Type<Fields>> }
   readonly reducers?: Reducers<Schema.Struct.Type<Fields>>
   readonly maxSteps?: number
-}): Effect.Effect<Graph<Schema.Struct.Type<Fields>, Schema.Struct.Encoded<Fields>>, InvalidGraph> => {
+}): Effect.Effect<Graph<Schema.Struct.Type<Fields>, Schema.Struct.Encoded<Fields>, ErrorOf<Nodes>>, InvalidGraph> => {
   type S = Schema.Struct.Type<Fields>
-  const nodes = new Map(Object.entries(definition.nodes))
+  const nodes = new Map(Object.entries(definition.nodes) as Array<[string, Node<S, ErrorOf<Nodes>>]>)
   const edges = new Map(Object.entries(definition.edges ?? {}))
   const known = (name: string) => name === END || nodes.has(name)
   const unknown = [

@@ -8,15 +8,19 @@
  * `run` and `resume` return a Stream of events ending in `WorkflowFinished` or
  * `WorkflowFailed`; the stream itself does not fail. Interrupting its consumer
  * interrupts the run, which is marked `interrupted` and can be resumed.
- * Without a `CheckpointStore` runs work the same but cannot be resumed.
+ *
+ * Runs are kept in a `CheckpointStore`: `WorkflowEngine.layer` needs one (SQLite in the
+ * service), `WorkflowEngine.layerMemory` brings its own in memory.
  */
-import { Effect, Option, Schema, Stream } from "effect"
+import { Context, Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
+import type { Saved } from "../domain/CheckpointStore.js"
 import { Checkpoint, CheckpointStore, PendingWrite } from "../domain/CheckpointStore.js"
 import type { WorkflowError, WorkflowEvent } from "../domain/Workflow.js"
 import {
   CheckpointCorrupt,
   CheckpointSaved,
+  isTerminal,
   NodeFailed,
   NodeFinished,
   NodeStarted,
@@ -30,7 +34,7 @@ import {
   WorkflowFinished
 } from "../domain/Workflow.js"
 import * as RunEvents from "./RunEvents.js"
-import type { Graph } from "./Workflow.js"
+import type { Graph, NodeError, RunError } from "./Workflow.js"
 import { END, merge, targets } from "./Workflow.js"
 
 export interface RunOptions {
@@ -38,202 +42,265 @@ export interface RunOptions {
   readonly threadId?: string
 }
 
+/** The engine's contract. Runs are streams that never fail; `invoke` and `resumeToEnd` run one to its end. */
+export interface Service {
+  /**
+   * Starts a new run of `graph` from `input`: its events, ending with `WorkflowFinished`
+   * or `WorkflowFailed`. A thread id that names a run already fails it with `RunExists`.
+   */
+  readonly run: <S, I, E extends NodeError>(
+    graph: Graph<S, I, E>,
+    input: S,
+    options?: RunOptions
+  ) => Stream.Stream<WorkflowEvent>
+  /**
+   * Continues the run `threadId` from its last checkpoint, running only the nodes that
+   * had not finished; a finished run just reports its final state.
+   */
+  readonly resume: <S, I, E extends NodeError>(graph: Graph<S, I, E>, threadId: string) => Stream.Stream<WorkflowEvent>
+  /** Runs `graph` on `input` to its final state, or the error that ended the run. */
+  readonly invoke: <S, I, E extends NodeError>(
+    graph: Graph<S, I, E>,
+    input: S,
+    options?: RunOptions
+  ) => Effect.Effect<S, RunError<E>>
+  /** Resumes `threadId` to its final state, or the error that ended the run. */
+  readonly resumeToEnd: <S, I, E extends NodeError>(
+    graph: Graph<S, I, E>,
+    threadId: string
+  ) => Effect.Effect<S, RunError<E>>
+}
+
 type Emit = (event: WorkflowEvent) => Effect.Effect<void>
 
-const isTerminal = (event: WorkflowEvent) => event._tag === "WorkflowFinished" || event._tag === "WorkflowFailed"
+/** One run going on: its graph, its id, where it is saved and where its events go. */
+interface Run<S, I, E extends NodeError> {
+  readonly graph: Graph<S, I, E>
+  readonly threadId: ThreadId
+  readonly store: CheckpointStore["Type"]
+  readonly emit: Emit
+}
 
-export const make = Effect.gen(function*() {
-  const store = yield* Effect.serviceOption(CheckpointStore)
-  const persist = <E>(f: (store: CheckpointStore["Type"]) => Effect.Effect<void, E>): Effect.Effect<void, E> =>
-    Option.match(store, { onNone: () => Effect.void, onSome: f })
+/** Where a run is: its state, the step to run next and that step's nodes, and the updates of those already finished. */
+interface Position<S> {
+  readonly state: S
+  readonly step: number
+  readonly next: ReadonlyArray<string>
+  readonly written: ReadonlyMap<string, Partial<S>>
+}
 
-  /** The events of a run as a stream; a failure is stored with the run, an interruption marks it `interrupted`. */
-  const stream = (threadId: ThreadId, body: (emit: Emit) => Effect.Effect<void, WorkflowError>) =>
-    RunEvents.stream(
-      (emit) =>
-        body(emit).pipe(
-          Effect.onInterrupt(() => persist((s) => s.setStatus(threadId, "interrupted", [])).pipe(Effect.ignore)),
-          Effect.withSpan("WorkflowEngine.run", {
-            attributes: { "loom.thread_id": threadId },
-            captureStackTrace: false
-          })
-        ),
-      {
-        onFailure: (error, emit) => {
-          const failed = new WorkflowFailed({ error })
-          return persist((s) =>
-            error._tag === "RunExists" || error._tag === "RunNotFound"
-              ? Effect.void
-              : s.setStatus(threadId, "failed", [failed], error.message)
-          ).pipe(Effect.ignore, Effect.zipRight(emit(failed)))
-        },
-        crashed: (message) => new RunCrashed({ threadId, message }),
-        isTerminal
-      }
+const invalidState = (nodes: ReadonlyArray<string>) => (error: { readonly message: string }) =>
+  new NodeFailed({ node: nodes.join(","), reason: "InvalidState", message: error.message })
+
+/** Runs `node` on `state` and saves its update with its events at once. */
+const runNode = <S, I, E extends NodeError>(
+  run: Run<S, I, E>,
+  step: number,
+  node: string,
+  state: S
+): Effect.Effect<Partial<S>, NodeFailed | UnknownNode> =>
+  Effect.gen(function*() {
+    const f = run.graph.nodes.get(node)
+    if (f === undefined) return yield* new UnknownNode({ from: "checkpoint", node })
+    const started = new NodeStarted({ step, node })
+    yield* run.emit(started)
+    const update = yield* f(state).pipe(
+      Effect.mapError((error) => new NodeFailed({ node, reason: error._tag, message: error.message }))
     )
+    const encoded = yield* Schema.encode(run.graph.update)(update).pipe(
+      Effect.mapError((error) => new NodeFailed({ node, reason: "InvalidUpdate", message: error.message }))
+    )
+    const finished = new NodeFinished({ step, node, update: encoded })
+    yield* run.store.saveWrite(run.threadId, new PendingWrite({ step, node, update: encoded }), [started, finished])
+    yield* run.emit(finished)
+    return update
+  }).pipe(Effect.withSpan("WorkflowEngine.node", {
+    attributes: { "loom.node": node, "loom.step": step },
+    captureStackTrace: false
+  }))
 
-  /** Runs steps from `step` (whose nodes are `next`, some maybe already `written`) until no node is left. */
-  const execute = <S, I>(
-    graph: Graph<S, I>,
-    threadId: ThreadId,
-    initial: S,
-    initialStep: number,
-    initialNext: ReadonlyArray<string>,
-    initialWritten: ReadonlyMap<string, Partial<S>>,
-    emit: Emit
-  ): Effect.Effect<S, WorkflowError> =>
-    Effect.gen(function*() {
-      const encodeState = Schema.encode(graph.state)
-      const encodeUpdate = Schema.encode(graph.update)
-      let state = initial
-      let step = initialStep
-      let next = initialNext
-      let written = initialWritten
+/** The nodes `from` leads to in `state` (END left out). */
+const route = <S>(
+  graph: Pick<Graph<S>, "nodes" | "edges">,
+  from: string,
+  state: S
+): Either.Either<ReadonlyArray<string>, UnknownNode> => {
+  const edge = graph.edges.get(from)
+  if (edge === undefined) return Either.right([])
+  const chosen = targets(typeof edge === "function" ? edge(state) : edge).filter((node) => node !== END)
+  const bad = chosen.find((node) => !graph.nodes.has(node))
+  return bad === undefined ? Either.right(chosen) : Either.left(new UnknownNode({ from, node: bad }))
+}
 
-      const runNode = (node: string, current: S): Effect.Effect<Partial<S>, WorkflowError> =>
-        Effect.gen(function*() {
-          const f = graph.nodes.get(node)
-          if (f === undefined) return yield* new UnknownNode({ from: "checkpoint", node })
-          const started = new NodeStarted({ step, node })
-          yield* emit(started)
-          const update = yield* f(current).pipe(
-            Effect.mapError((error) => new NodeFailed({ node, reason: error._tag, message: error.message }))
-          )
-          const encoded = yield* encodeUpdate(update).pipe(
-            Effect.mapError((error) => new NodeFailed({ node, reason: "InvalidUpdate", message: error.message }))
-          )
-          const finished = new NodeFinished({ step, node, update: encoded })
-          yield* persist((s) =>
-            s.saveWrite(threadId, new PendingWrite({ step, node, update: encoded }), [started, finished])
-          )
-          yield* emit(finished)
-          return update
-        }).pipe(Effect.withSpan("WorkflowEngine.node", {
-          attributes: { "loom.node": node, "loom.step": step },
+/** The position after a step whose nodes gave `updates`: the merged state, the next step and its nodes. */
+const advance = <S>(
+  graph: Pick<Graph<S>, "nodes" | "edges" | "reducers">,
+  at: Position<S>,
+  updates: ReadonlyArray<Partial<S>>
+): Either.Either<Position<S>, UnknownNode> => {
+  const state = merge(graph, at.state, updates)
+  return Either.map(
+    Either.all(at.next.map((node) => route(graph, node, state))),
+    (routes) => ({ state, step: at.step + 1, next: [...new Set(routes.flat())], written: new Map() })
+  )
+}
+
+/** One step: its nodes in parallel (a node already written gives its saved update), then the checkpoint. */
+const runStep = <S, I, E extends NodeError>(run: Run<S, I, E>) => (at: Position<S>) =>
+  Effect.gen(function*() {
+    const { graph, threadId } = run
+    if (at.step >= graph.maxSteps) return yield* new StepLimitExceeded({ threadId, maxSteps: graph.maxSteps })
+    const updates = yield* Effect.forEach(
+      at.next,
+      (node) =>
+        Option.match(Option.fromNullable(at.written.get(node)), {
+          onNone: () => runNode(run, at.step, node, at.state),
+          onSome: Effect.succeed
+        }),
+      { concurrency: "unbounded" }
+    )
+    const after = yield* advance(graph, at, updates)
+    const state = yield* Schema.encode(graph.state)(after.state).pipe(Effect.mapError(invalidState(at.next)))
+    const events = [
+      new StateUpdated({ step: after.step, state }),
+      new CheckpointSaved({ step: after.step, next: after.next })
+    ]
+    yield* run.store.saveCheckpoint(threadId, new Checkpoint({ step: after.step, state, next: after.next }), events)
+    yield* Effect.forEach(events, run.emit, { discard: true })
+    return after
+  })
+
+/** Steps from `from` until no node is left; the final state. */
+const execute = <S, I, E extends NodeError>(run: Run<S, I, E>, from: Position<S>) =>
+  Effect.map(
+    Effect.iterate(from, { while: (at) => at.next.length > 0, body: runStep(run) }),
+    (at) => at.state
+  )
+
+const finish = <S, I, E extends NodeError>(run: Run<S, I, E>, state: S) =>
+  Effect.gen(function*() {
+    const encoded = yield* Schema.encode(run.graph.state)(state).pipe(Effect.orDie)
+    const finished = new WorkflowFinished({ state: encoded })
+    yield* run.store.setStatus(run.threadId, "finished", [finished])
+    yield* run.emit(finished)
+  })
+
+/** A new run: its first checkpoint, then every step. */
+const begin = <S, I, E extends NodeError>(input: S) => (run: Run<S, I, E>) =>
+  Effect.gen(function*() {
+    const { graph } = run
+    const encoded = yield* Schema.encode(graph.state)(input).pipe(Effect.orDie)
+    yield* run.store.create(
+      run.threadId,
+      graph.name,
+      new Checkpoint({ step: 0, state: encoded, next: graph.start }),
+      []
+    )
+    yield* finish(run, yield* execute(run, { state: input, step: 0, next: graph.start, written: new Map() }))
+  })
+
+/** Where a saved run carries on: its checkpoint's state and nodes, with the updates already written. */
+const positionOf = <S, I, E extends NodeError>(graph: Graph<S, I, E>, saved: Saved) =>
+  Effect.all({
+    state: Schema.decodeUnknown(graph.state)(saved.checkpoint.state),
+    written: Effect.forEach(saved.writes, (write) =>
+      Effect.map(Schema.decodeUnknown(graph.update)(write.update), (update) => [write.node, update] as const))
+  }).pipe(
+    Effect.map(({ state, written }): Position<S> => ({
+      state,
+      step: saved.checkpoint.step,
+      next: saved.checkpoint.next,
+      written: new Map(written)
+    }))
+  )
+
+/** A saved run, carried on from its last checkpoint. */
+const proceed = <S, I, E extends NodeError>(run: Run<S, I, E>) =>
+  Effect.gen(function*() {
+    const { threadId } = run
+    const saved = yield* Effect.flatMap(
+      run.store.load(threadId),
+      Option.match({ onNone: () => Effect.fail(new RunNotFound({ threadId })), onSome: Effect.succeed })
+    )
+    if (saved.run.status === "finished") {
+      return yield* run.emit(new WorkflowFinished({ state: saved.checkpoint.state }))
+    }
+    const at = yield* positionOf(run.graph, saved).pipe(
+      Effect.mapError((error) => new CheckpointCorrupt({ threadId, message: error.message }))
+    )
+    yield* run.store.setStatus(threadId, "running", [])
+    yield* finish(run, yield* execute(run, at))
+  })
+
+/** Ends the stream of a failed run with `WorkflowFailed`, stored with the run unless the run is not this one's. */
+const fail = (store: CheckpointStore["Type"], threadId: ThreadId) => (error: WorkflowError, emit: Emit) => {
+  const failed = new WorkflowFailed({ error })
+  const save = error._tag === "RunExists" || error._tag === "RunNotFound"
+    ? Effect.void
+    : store.setStatus(threadId, "failed", [failed], error.message)
+  return save.pipe(Effect.ignore, Effect.zipRight(emit(failed)))
+}
+
+/** The events of `body` as a stream; a failure is stored with the run, an interruption marks it `interrupted`. */
+const events = <S, I, E extends NodeError>(
+  store: CheckpointStore["Type"],
+  graph: Graph<S, I, E>,
+  threadId: ThreadId,
+  span: string,
+  body: (run: Run<S, I, E>) => Effect.Effect<void, WorkflowError>
+): Stream.Stream<WorkflowEvent> =>
+  RunEvents.stream(
+    (emit) =>
+      body({ graph, threadId, store, emit }).pipe(
+        Effect.onInterrupt(() => store.setStatus(threadId, "interrupted", []).pipe(Effect.ignore)),
+        Effect.withSpan(span, {
+          attributes: { "loom.thread_id": threadId, "loom.workflow": graph.name },
           captureStackTrace: false
-        }))
-
-      const route = (from: string, current: S): Effect.Effect<ReadonlyArray<string>, UnknownNode> => {
-        const edge = graph.edges.get(from)
-        if (edge === undefined) return Effect.succeed([])
-        const chosen = targets(typeof edge === "function" ? edge(current) : edge).filter((node) => node !== END)
-        const bad = chosen.find((node) => !graph.nodes.has(node))
-        return bad === undefined ? Effect.succeed(chosen) : Effect.fail(new UnknownNode({ from, node: bad }))
-      }
-
-      while (next.length > 0) {
-        if (step >= graph.maxSteps) return yield* new StepLimitExceeded({ threadId, maxSteps: graph.maxSteps })
-        const before = state
-        const done = written
-        const updates = yield* Effect.forEach(
-          next,
-          (node) =>
-            Option.match(Option.fromNullable(done.get(node)), {
-              onNone: () => runNode(node, before),
-              onSome: Effect.succeed
-            }),
-          { concurrency: "unbounded" }
-        )
-        state = merge(graph, state, updates)
-        const after = state
-        const following = [...new Set((yield* Effect.forEach(next, (node) => route(node, after))).flat())]
-        step++
-        const encoded = yield* encodeState(state).pipe(
-          Effect.mapError((error) =>
-            new NodeFailed({ node: next.join(","), reason: "InvalidState", message: error.message })
-          )
-        )
-        const events = [new StateUpdated({ step, state: encoded }), new CheckpointSaved({ step, next: following })]
-        yield* persist((s) =>
-          s.saveCheckpoint(threadId, new Checkpoint({ step, state: encoded, next: following }), events)
-        )
-        yield* Effect.forEach(events, emit, { discard: true })
-        next = following
-        written = new Map()
-      }
-      return state
-    })
-
-  const finish = <S, I>(graph: Graph<S, I>, threadId: ThreadId, state: S, emit: Emit) =>
-    Effect.gen(function*() {
-      const encoded = yield* Schema.encode(graph.state)(state).pipe(Effect.orDie)
-      const finished = new WorkflowFinished({ state: encoded })
-      yield* persist((s) => s.setStatus(threadId, "finished", [finished]))
-      yield* emit(finished)
-    })
-
-  const newThreadId = (options: RunOptions) => ThreadId.make(options.threadId ?? Crypto.randomUUID())
-
-  /** Starts a new run of `graph` from `input`. */
-  const run = <S, I>(graph: Graph<S, I>, input: S, options: RunOptions = {}): Stream.Stream<WorkflowEvent> => {
-    const threadId = newThreadId(options)
-    return stream(threadId, (emit) =>
-      Effect.gen(function*() {
-        const encoded = yield* Schema.encode(graph.state)(input).pipe(Effect.orDie)
-        yield* persist((s) =>
-          s.create(threadId, graph.name, new Checkpoint({ step: 0, state: encoded, next: graph.start }), [])
-        )
-        const state = yield* execute(graph, threadId, input, 0, graph.start, new Map(), emit)
-        yield* finish(graph, threadId, state, emit)
-      }))
-  }
-
-  /** Continues the run `threadId` from its last checkpoint; a finished run just reports its final state. */
-  const resume = <S, I>(graph: Graph<S, I>, threadId: string): Stream.Stream<WorkflowEvent> => {
-    const id = ThreadId.make(threadId)
-    return stream(id, (emit) =>
-      Effect.gen(function*() {
-        const saved = yield* Option.match(store, {
-          onNone: () => Effect.fail(new RunNotFound({ threadId })),
-          onSome: (s) =>
-            Effect.flatMap(
-              s.load(id),
-              Option.match({
-                onNone: () => Effect.fail(new RunNotFound({ threadId })),
-                onSome: Effect.succeed
-              })
-            )
         })
-        const corrupt = (error: { readonly message: string }) =>
-          new CheckpointCorrupt({ threadId, message: error.message })
-        if (saved.run.status === "finished") {
-          return yield* emit(new WorkflowFinished({ state: saved.checkpoint.state }))
-        }
-        const state = yield* Schema.decodeUnknown(graph.state)(saved.checkpoint.state).pipe(Effect.mapError(corrupt))
-        const written = new Map<string, Partial<S>>()
-        for (const write of saved.writes) {
-          written.set(
-            write.node,
-            yield* Schema.decodeUnknown(graph.update)(write.update).pipe(Effect.mapError(corrupt))
-          )
-        }
-        yield* persist((s) => s.setStatus(id, "running", []))
-        const final = yield* execute(graph, id, state, saved.checkpoint.step, saved.checkpoint.next, written, emit)
-        yield* finish(graph, id, final, emit)
-      }))
-  }
+      ),
+    { onFailure: fail(store, threadId), crashed: (message) => new RunCrashed({ threadId, message }), isTerminal }
+  )
 
-  /** Runs the stream to its end: the final state, or the typed error that ended the run. */
-  const outcome = <S, I>(graph: Graph<S, I>, events: Stream.Stream<WorkflowEvent>) =>
-    Effect.flatMap(Stream.runLast(events), (last): Effect.Effect<S, WorkflowError> => {
-      const event = Option.getOrUndefined(last)
-      if (event?._tag === "WorkflowFailed") return Effect.fail(event.error)
-      if (event?._tag === "WorkflowFinished") {
-        return Schema.decodeUnknown(graph.state)(event.state).pipe(Effect.orDie)
-      }
-      return Effect.dieMessage("workflow run ended without a final event")
-    })
+/** Runs the stream to its end: the final state, or the typed error that ended the run. */
+const outcome = <S, I, E extends NodeError>(
+  graph: Graph<S, I, E>,
+  run: Stream.Stream<WorkflowEvent>
+): Effect.Effect<S, RunError<E>> =>
+  Effect.flatMap(Stream.runLast(run), (last) => {
+    const event = Option.getOrUndefined(last)
+    // a NodeFailed of this graph's run names one of its node errors, or an encoding one
+    if (event?._tag === "WorkflowFailed") return Effect.fail(event.error as RunError<E>)
+    if (event?._tag === "WorkflowFinished") return Schema.decodeUnknown(graph.state)(event.state).pipe(Effect.orDie)
+    return Effect.dieMessage("workflow run ended without a final event")
+  })
 
+const newThreadId = (options: RunOptions) => ThreadId.make(options.threadId ?? Crypto.randomUUID())
+
+export const make: Effect.Effect<Service, never, CheckpointStore> = Effect.map(CheckpointStore, (store) => {
+  const run: Service["run"] = (graph, input, options = {}) =>
+    events(store, graph, newThreadId(options), "WorkflowEngine.run", begin(input))
+  const resume: Service["resume"] = (graph, threadId) =>
+    events(store, graph, ThreadId.make(threadId), "WorkflowEngine.resume", proceed)
   return {
     run,
     resume,
-    /** Runs `graph` on `input` to its final state. */
-    invoke: <S, I>(graph: Graph<S, I>, input: S, options: RunOptions = {}) =>
-      outcome(graph, run(graph, input, options)),
-    /** Resumes `threadId` to its final state. */
-    resumeToEnd: <S, I>(graph: Graph<S, I>, threadId: string) => outcome(graph, resume(graph, threadId))
-  } as const
+    invoke: (graph, input, options) =>
+      outcome(graph, run(graph, input, options)).pipe(
+        Effect.withSpan("WorkflowEngine.invoke", { captureStackTrace: false })
+      ),
+    resumeToEnd: (graph, threadId) =>
+      outcome(graph, resume(graph, threadId)).pipe(
+        Effect.withSpan("WorkflowEngine.resumeToEnd", { captureStackTrace: false })
+      )
+  }
 })
 
-/** The workflow engine; checkpoints go to the `CheckpointStore` when one is provided. */
-export class WorkflowEngine extends Effect.Service<WorkflowEngine>()("loom/WorkflowEngine", { effect: make }) {}
+/** The workflow engine; where its runs are kept shows in its layers. */
+export class WorkflowEngine extends Context.Tag("loom/WorkflowEngine")<WorkflowEngine, Service>() {
+  /** Checkpoints go to the `CheckpointStore` provided, and runs resume from it. */
+  static readonly layer: Layer.Layer<WorkflowEngine, never, CheckpointStore> = Layer.effect(WorkflowEngine, make)
+  /** `layer` over its own in-memory store: runs resume within this process only (tests, one-off runs). */
+  static readonly layerMemory: Layer.Layer<WorkflowEngine> = WorkflowEngine.layer.pipe(
+    Layer.provide(CheckpointStore.layerMemory)
+  )
+}

@@ -3,10 +3,14 @@
  * next), the writes of nodes that finished inside an unfinished step, and each run's
  * event history. A run resumes from its last checkpoint plus those writes, so no
  * finished node runs twice.
+ *
+ * `CheckpointStore.layerMemory` keeps runs in memory, under the same contract as the
+ * SQLite store (infrastructure/persistence): for tests, and for runs that need not
+ * outlive the process.
  */
-import type { Effect, Option } from "effect"
-import { Context, Schema } from "effect"
-import type { CheckpointCorrupt, RunExists, RunNotFound, RunRecord, RunStatus, ThreadId } from "./Workflow.js"
+import { Chunk, Clock, Context, Effect, HashMap, Layer, Option, Order, Ref, Schema } from "effect"
+import type { CheckpointCorrupt, RunStatus, ThreadId } from "./Workflow.js"
+import { RunExists, RunNotFound, RunRecord } from "./Workflow.js"
 import type { WorkflowEvent } from "./Workflow.js"
 
 export class Checkpoint extends Schema.Class<Checkpoint>("Checkpoint")({
@@ -85,4 +89,107 @@ export interface Service {
   ) => Effect.Effect<ReadonlyArray<StoredEvent>, RunNotFound | CheckpointCorrupt>
 }
 
-export class CheckpointStore extends Context.Tag("loom/CheckpointStore")<CheckpointStore, Service>() {}
+/** A run as the in-memory store keeps it: only its latest checkpoint, as that is all `load` reads. */
+interface Stored {
+  readonly record: RunRecord
+  readonly checkpoint: Checkpoint
+  readonly writes: ReadonlyArray<PendingWrite>
+  readonly events: Chunk.Chunk<StoredEvent>
+}
+
+type Runs = HashMap.HashMap<ThreadId, Stored>
+
+/** `events` numbered after the last of `stored`. */
+const appendEvents = (stored: Chunk.Chunk<StoredEvent>, events: ReadonlyArray<WorkflowEvent>) =>
+  Chunk.appendAll(stored, Chunk.fromIterable(events.map((event, i) => ({ seq: Chunk.size(stored) + i + 1, event }))))
+
+const touched = (record: RunRecord, now: number, step = record.step) =>
+  new RunRecord({ ...record, step, updatedAt: now })
+
+/** The same record in `status`, with `error` (or none). */
+const moved = (record: RunRecord, now: number, status: RunStatus, error: string | undefined) => {
+  const { error: _previous, ...rest } = record
+  return new RunRecord({ ...rest, status, updatedAt: now, ...(error === undefined ? {} : { error }) })
+}
+
+const byCreation = Order.combine(
+  Order.mapInput(Order.number, (run: RunRecord) => run.createdAt),
+  Order.mapInput(Order.string, (run: RunRecord) => run.threadId)
+)
+
+const byNode = Order.mapInput(Order.string, (write: PendingWrite) => write.node)
+
+/** The store over a `Ref`: each operation is one pure update of every run, so each is atomic like a transaction. */
+export const makeMemory: Effect.Effect<Service> = Effect.map(Ref.make<Runs>(HashMap.empty()), (ref) => {
+  const modify = <A>(f: (runs: Runs, now: number) => readonly [A, Runs]) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.modify(ref, (runs) => f(runs, now)))
+  /** Applies `f` to the run `threadId`, if there is one; a missing run is left missing, as an UPDATE leaves it. */
+  const update = (threadId: ThreadId, f: (run: Stored, now: number) => Stored) =>
+    modify((runs, now) => [undefined, HashMap.modify(runs, threadId, (run) => f(run, now))])
+  const find = (threadId: ThreadId) => Effect.map(Ref.get(ref), HashMap.get(threadId))
+  const getRun = (threadId: ThreadId) =>
+    Effect.flatMap(
+      find(threadId),
+      Option.match({ onNone: () => Effect.fail(new RunNotFound({ threadId })), onSome: (run) => Effect.succeed(run) })
+    )
+
+  return {
+    create: (threadId, workflow, checkpoint, events) =>
+      modify((runs, now): readonly [boolean, Runs] => {
+        if (HashMap.has(runs, threadId)) return [false, runs]
+        const record = new RunRecord({
+          threadId,
+          workflow,
+          status: "running",
+          step: checkpoint.step,
+          createdAt: now,
+          updatedAt: now
+        })
+        return [
+          true,
+          HashMap.set(runs, threadId, { record, checkpoint, writes: [], events: appendEvents(Chunk.empty(), events) })
+        ]
+      }).pipe(Effect.filterOrFail((created) => created, () => new RunExists({ threadId })), Effect.asVoid),
+    saveWrite: (threadId, write, events) =>
+      update(threadId, (run, now) => ({
+        ...run,
+        record: touched(run.record, now),
+        writes: [...run.writes.filter((w) => w.step !== write.step || w.node !== write.node), write],
+        events: appendEvents(run.events, events)
+      })),
+    saveCheckpoint: (threadId, checkpoint, events) =>
+      update(threadId, (run, now) => ({
+        record: touched(run.record, now, checkpoint.step),
+        checkpoint: checkpoint.step >= run.checkpoint.step ? checkpoint : run.checkpoint,
+        writes: run.writes.filter((w) => w.step >= checkpoint.step),
+        events: appendEvents(run.events, events)
+      })),
+    setStatus: (threadId, status, events, error) =>
+      modify((runs, now): readonly [boolean, Runs] => {
+        const found = HashMap.get(runs, threadId)
+        if (Option.isNone(found) || !canMove(found.value.record.status, status)) return [false, runs]
+        const run = found.value
+        const record = moved(run.record, now, status, error)
+        return [true, HashMap.set(runs, threadId, { ...run, record, events: appendEvents(run.events, events) })]
+      }),
+    load: (threadId) =>
+      Effect.map(
+        find(threadId),
+        Option.map(({ checkpoint, record, writes }) => ({
+          run: record,
+          checkpoint,
+          writes: writes.filter((w) => w.step === checkpoint.step).sort(byNode)
+        }))
+      ),
+    getRun: (threadId) => Effect.map(getRun(threadId), (run) => run.record),
+    listRuns: Effect.map(Ref.get(ref), (runs) => [...HashMap.values(runs)].map((run) => run.record).sort(byCreation)),
+    events: (threadId, afterSeq = 0) =>
+      Effect.map(getRun(threadId), (run) => Chunk.toReadonlyArray(run.events).filter((e) => e.seq > afterSeq))
+  }
+})
+
+/** The port; its adapters live in infrastructure/persistence, its in-memory store here. */
+export class CheckpointStore extends Context.Tag("loom/CheckpointStore")<CheckpointStore, Service>() {
+  /** Runs kept in memory, each build its own: a run resumes in this process only. */
+  static readonly layerMemory: Layer.Layer<CheckpointStore> = Layer.effect(CheckpointStore, makeMemory)
+}

@@ -17,7 +17,12 @@ export class StepLimitExceeded extends Schema.TaggedError<StepLimitExceeded>()("
   maxSteps: Schema.Int
 }) {}
 
-/** A node failed; `reason` is the tag of its error. */
+/**
+ * A node failed. `reason` is the tag of its error (a string here, so the event stays one
+ * schema for every graph; `Workflow.RunError<E>` narrows it to the tags of a graph's
+ * node errors), or `InvalidUpdate` / `InvalidState` when the update or the merged state
+ * does not encode.
+ */
 export class NodeFailed extends Schema.TaggedError<NodeFailed>()("NodeFailed", {
   node: Schema.String,
   reason: Schema.String,
@@ -105,6 +110,10 @@ export const WorkflowEvent = Schema.Union(
   WorkflowFailed
 )
 export type WorkflowEvent = typeof WorkflowEvent.Type
+
+/** The event that ends a run's stream: it finished, or it failed. */
+export const isTerminal = (event: WorkflowEvent): event is WorkflowFinished | WorkflowFailed =>
+  event._tag === "WorkflowFinished" || event._tag === "WorkflowFailed"
 
 export class RunRecord extends Schema.Class<RunRecord>("RunRecord")({
   threadId: ThreadId,

@@ -1,15 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Ref, Schema, Stream } from "effect"
 import { AgentRuntime } from "../../src/application/AgentRuntime.js"
+import type * as Runtime from "../../src/application/AgentRuntime.js"
 import { ToolExecutor } from "../../src/application/ToolExecutor.js"
 import type { Agent, AgentEvent } from "../../src/domain/Agent.js"
+import type { ChatRequest } from "../../src/domain/Chat.js"
 import { ToolFailed } from "../../src/domain/Errors.js"
-import { RetryPolicy } from "../../src/domain/RetryPolicy.js"
+import { LanguageModel } from "../../src/domain/LanguageModel.js"
+import type { Reply } from "../../src/domain/LanguageModel.js"
 import * as Tool from "../../src/domain/Tool.js"
 import type { ToolDefinition } from "../../src/domain/Tool.js"
-import * as OllamaLanguageModel from "../../src/infrastructure/ollama/OllamaLanguageModel.js"
-import * as OllamaSimulator from "../../src/infrastructure/ollama/OllamaSimulator.js"
-import type { SimChatRequest, SimReply } from "../../src/infrastructure/ollama/OllamaSimulator.js"
+import * as Timeouts from "../../src/infrastructure/resilience/Timeouts.js"
 import * as InMemoryToolRegistry from "../../src/infrastructure/tools/InMemoryToolRegistry.js"
 
 const agent = (overrides: Partial<Agent> = {}): Agent => ({
@@ -20,9 +21,12 @@ const agent = (overrides: Partial<Agent> = {}): Agent => ({
   ...overrides
 })
 
-const lastRole = (request: SimChatRequest) => request.messages[request.messages.length - 1]?.role
-const toolContents = (request: SimChatRequest) =>
-  request.messages.filter((m) => m.role === "tool").map((m) => m.content)
+const lastRole = (request: ChatRequest) => request.messages[request.messages.length - 1]?.role
+const toolContents = (request: ChatRequest) => request.messages.filter((m) => m.role === "tool").map((m) => m.content)
+/** Echoes the last user message, as the simulator's default script does. */
+const echo = (request: ChatRequest): Reply => ({
+  content: `echo: ${[...request.messages].reverse().find((m) => m.role === "user")?.content ?? ""}`
+})
 
 /** A `lookup` tool that waits until `width` lookups run at once: it only finishes if they run in parallel. */
 const barrierLookup = (width: number) =>
@@ -49,22 +53,31 @@ const barrierLookup = (width: number) =>
     })
   })
 
-/** The runtime over a simulator playing `script`, with `tools` registered. */
+/** What the tests read off the model: how many chat requests it answered, as they read it off the simulator. */
+interface Model {
+  readonly requests: (route: "chat") => number
+}
+
+/** The runtime over an in-memory model playing `script`, with `tools` registered. */
 const withAgents = <A, E>(
-  script: (request: SimChatRequest) => SimReply,
+  script: (request: ChatRequest) => Reply,
   tools: ReadonlyArray<ToolDefinition>,
-  body: (runtime: AgentRuntime, sim: OllamaSimulator.OllamaSimulator) => Effect.Effect<A, E>
+  body: (runtime: Runtime.Service, sim: Model) => Effect.Effect<A, E>
 ) =>
-  Effect.gen(function*() {
-    const sim = yield* OllamaSimulator.make({ script })
-    const registry = InMemoryToolRegistry.layer(tools)
-    const layer = AgentRuntime.Default.pipe(
-      Layer.provide(ToolExecutor.layer({})),
-      Layer.provide(registry),
-      Layer.provide(OllamaLanguageModel.layer({ hosts: [sim.url], retry: RetryPolicy.none }))
+  Effect.suspend(() => {
+    let chats = 0
+    const counted = (request: ChatRequest) => {
+      chats++
+      return script(request)
+    }
+    const layer = AgentRuntime.layer.pipe(
+      Layer.provide(ToolExecutor.layerIo({})),
+      Layer.provide([InMemoryToolRegistry.layer(tools), Timeouts.Timeouts.Default, LanguageModel.layerTest(counted)])
     )
-    return yield* Effect.flatMap(AgentRuntime, (runtime) => body(runtime, sim)).pipe(Effect.provide(layer))
-  }).pipe(Effect.scoped)
+    return Effect.flatMap(AgentRuntime, (runtime) => body(runtime, { requests: () => chats })).pipe(
+      Effect.provide(layer)
+    )
+  })
 
 const tags = (events: ReadonlyArray<AgentEvent>) => events.map((e) => e._tag)
 
@@ -72,7 +85,7 @@ describe("AgentRuntime", () => {
   it.live("runs a turn's three tool calls in parallel, feeds results back in call order, then answers", () =>
     Effect.gen(function*() {
       const lookup = yield* barrierLookup(3)
-      const script = (request: SimChatRequest): SimReply =>
+      const script = (request: ChatRequest): Reply =>
         lastRole(request) === "tool"
           ? { content: `answer from ${toolContents(request).join(" | ")}` }
           : {
@@ -104,7 +117,7 @@ describe("AgentRuntime", () => {
   it.live("an unknown tool and undecodable arguments go back to the model, and the run recovers", () =>
     Effect.gen(function*() {
       const lookup = yield* barrierLookup(1)
-      const script = (request: SimChatRequest): SimReply =>
+      const script = (request: ChatRequest): Reply =>
         lastRole(request) === "tool"
           ? { content: `recovered after ${toolContents(request).join(" | ")}` }
           : {
@@ -129,7 +142,7 @@ describe("AgentRuntime", () => {
   it.live("stops at maxSteps with a typed MaxStepsExceeded", () =>
     Effect.gen(function*() {
       const lookup = yield* barrierLookup(1)
-      const script = (): SimReply => ({ content: "", toolCalls: [{ name: "lookup", arguments: { key: "again" } }] })
+      const script = (): Reply => ({ content: "", toolCalls: [{ name: "lookup", arguments: { key: "again" } }] })
       yield* withAgents(script, [lookup], (runtime, sim) =>
         Effect.gen(function*() {
           const events = yield* runtime.collect(agent({ maxSteps: 3 }), "loop forever")
@@ -157,7 +170,7 @@ describe("AgentRuntime", () => {
             Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
           )
       })
-      const script = (): SimReply => ({ content: "", toolCalls: [{ name: "lookup", arguments: { key: "x" } }] })
+      const script = (): Reply => ({ content: "", toolCalls: [{ name: "lookup", arguments: { key: "x" } }] })
       yield* withAgents(script, [hang], (runtime) =>
         Effect.gen(function*() {
           const fiber = yield* Effect.fork(Stream.runDrain(runtime.run(agent(), "hang")))
@@ -170,7 +183,7 @@ describe("AgentRuntime", () => {
   it.live("a streaming agent emits the model's text as tokens", () =>
     Effect.gen(function*() {
       const lookup = yield* barrierLookup(1)
-      yield* withAgents(OllamaSimulator.defaultScript, [lookup], (runtime) =>
+      yield* withAgents(echo, [lookup], (runtime) =>
         Effect.gen(function*() {
           const events = yield* runtime.collect(agent({ stream: true }), "stream these words")
           const tokens = events.flatMap((e) => e._tag === "LlmToken" ? [e.content] : [])

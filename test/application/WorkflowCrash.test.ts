@@ -36,9 +36,8 @@ describe("WorkflowEngine after a real crash", () => {
       assert.deepStrictEqual(completions(log), { a: 1, b: 1, c: 1, d: 1 })
       assert.strictEqual((yield* checkpoints.getRun(ThreadId.make("crashy"))).status, "finished")
     }).pipe(
-      Effect.provide(Layer.mergeAll(
-        WorkflowEngine.Default.pipe(Layer.provide(store)),
-        store,
+      Effect.provide(Layer.merge(
+        WorkflowEngine.layer.pipe(Layer.provideMerge(store)),
         NodeProcessRunner.layer({ timeout: Duration.seconds(60) })
       ))
     )

@@ -8,7 +8,7 @@ import * as path from "node:path"
 import * as Workflow from "../../src/application/Workflow.js"
 import { WorkflowEngine } from "../../src/application/WorkflowEngine.js"
 import { CheckpointStore } from "../../src/domain/CheckpointStore.js"
-import { ToolFailed } from "../../src/domain/Errors.js"
+import { ToolFailed, ToolNotFound } from "../../src/domain/Errors.js"
 import type { WorkflowEvent } from "../../src/domain/Workflow.js"
 import { ThreadId } from "../../src/domain/Workflow.js"
 import * as SqliteCheckpointStore from "../../src/infrastructure/persistence/SqliteCheckpointStore.js"
@@ -16,11 +16,12 @@ import { completions, diamond } from "../support/workflow/Graphs.js"
 
 const scratch = () => fs.mkdtempSync(path.join(os.tmpdir(), "loom-wf-"))
 
-/** An engine over a fresh SQLite file in its own directory. */
-const withStore = (dir = scratch()) => {
-  const store = SqliteCheckpointStore.layer(path.join(dir, "loom.db"))
-  return Layer.merge(WorkflowEngine.Default.pipe(Layer.provide(store)), store)
-}
+/** An engine over a fresh SQLite file in its own directory, and that store. */
+const withStore = (dir = scratch()) =>
+  WorkflowEngine.layer.pipe(Layer.provideMerge(SqliteCheckpointStore.layer(path.join(dir, "loom.db"))))
+
+/** An engine over a fresh in-memory store, and that store. */
+const withMemory = () => WorkflowEngine.layer.pipe(Layer.provideMerge(CheckpointStore.layerMemory))
 
 const Counter = Schema.Struct({ n: Schema.Int, path: Schema.Array(Schema.String) })
 
@@ -44,7 +45,7 @@ describe("WorkflowEngine", () => {
       const engine = yield* WorkflowEngine
       const final = yield* engine.invoke(yield* counter(3), { n: 0, path: [] })
       assert.deepStrictEqual(final, { n: 3, path: ["inc1", "inc2", "inc3"] })
-    }).pipe(Effect.provide(WorkflowEngine.Default)))
+    }).pipe(Effect.provide(WorkflowEngine.layerMemory)))
 
   it.effect("fans out to parallel nodes and merges their updates with reducers", () =>
     Effect.gen(function*() {
@@ -72,7 +73,7 @@ describe("WorkflowEngine", () => {
       assert.deepStrictEqual(started.slice(0, 1), ["0:split"])
       assert.sameMembers(started.slice(1, 3), ["1:left", "1:right"])
       assert.deepStrictEqual(started.slice(3), ["2:join"])
-    }).pipe(Effect.provide(WorkflowEngine.Default)))
+    }).pipe(Effect.provide(WorkflowEngine.layerMemory)))
 
   it.effect("fails a run past its step limit with StepLimitExceeded", () =>
     Effect.gen(function*() {
@@ -81,7 +82,7 @@ describe("WorkflowEngine", () => {
       const end = last(events)
       assert.strictEqual(end._tag === "WorkflowFailed" && end.error._tag, "StepLimitExceeded")
       assert.strictEqual(events.filter((e) => e._tag === "NodeStarted").length, 5)
-    }).pipe(Effect.provide(WorkflowEngine.Default)))
+    }).pipe(Effect.provide(WorkflowEngine.layerMemory)))
 
   it.effect("a failing node fails the run with the node named", () =>
     Effect.gen(function*() {
@@ -97,7 +98,28 @@ describe("WorkflowEngine", () => {
         [error._tag, error._tag === "NodeFailed" && error.node, error.message],
         ["NodeFailed", "boom", "it broke"]
       )
-    }).pipe(Effect.provide(WorkflowEngine.Default)))
+    }).pipe(Effect.provide(WorkflowEngine.layerMemory)))
+
+  it.effect("a graph carries its nodes' error types: a failed run's reason is one of their tags", () =>
+    Effect.gen(function*() {
+      const engine = yield* WorkflowEngine
+      const graph = yield* Workflow.make({
+        name: "typed",
+        state: Counter,
+        start: "a",
+        nodes: {
+          a: (s) => s.n > 0 ? Effect.fail(new ToolNotFound({ tool: "y" })) : Effect.succeed({ n: 1 }),
+          b: () => Effect.fail(new ToolFailed({ tool: "x", message: "it broke" }))
+        },
+        edges: { a: "b" }
+      })
+      const error = yield* Effect.flip(engine.invoke(graph, { n: 0, path: [] }))
+      // `reason` is typed: assigning it to the tags of the graph's node errors compiles
+      const reasons: ReadonlyArray<Workflow.NodeFailure<ToolFailed | ToolNotFound>> = error._tag === "NodeFailed"
+        ? [error.reason]
+        : []
+      assert.deepStrictEqual(reasons, ["ToolFailed"])
+    }).pipe(Effect.provide(WorkflowEngine.layerMemory)))
 
   it.effect("a graph naming a node it does not have is rejected when built", () =>
     Effect.gen(function*() {
@@ -170,7 +192,7 @@ describe("WorkflowEngine", () => {
       // resuming a finished run reports its final state and runs nothing
       const replay = yield* collect(engine.resume(graph, "resume-me"))
       assert.deepStrictEqual(replay.map((e) => e._tag), ["WorkflowFinished"])
-    }).pipe(Effect.provide(withStore())))
+    }).pipe(Effect.provide(withMemory())))
 
   it.live("corrupt checkpoint data gives a typed CheckpointCorrupt, not a crash", () => {
     const dir = scratch()

@@ -32,7 +32,7 @@ const program = Effect.gen(function*() {
 })
 
 export const Live = (dataDir: string) =>
-  WorkflowEngine.WorkflowEngine.Default.pipe(
+  WorkflowEngine.WorkflowEngine.layer.pipe(
     Layer.provide(SqliteCheckpointStore.layer(`${dataDir}/loom.db`))
   )
 

@@ -26,8 +26,7 @@ const program = Effect.gen(function*() {
   yield* Stream.runDrain(engine.run(graph, { input: "crash", visited: [] }, { threadId }))
 })
 
-const store = SqliteCheckpointStore.layer(db)
 program.pipe(
-  Effect.provide(Layer.merge(WorkflowEngine.Default.pipe(Layer.provide(store)), store)),
+  Effect.provide(WorkflowEngine.layer.pipe(Layer.provideMerge(SqliteCheckpointStore.layer(db)))),
   NodeRuntime.runMain
 )
