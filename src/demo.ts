@@ -102,7 +102,7 @@ const Simulated = Layer.unwrapScoped(
 )
 
 /** Local tools, plus the tools of the MCP servers in LOOM_MCP_CONFIG (if set). */
-const Registry = McpConnector.registryLayer.pipe(
+const Registry = McpConnector.layerRegistry.pipe(
   Layer.provide(InMemoryToolRegistry.layer([...DemoTools.all, ...CpuTools.all, RunTests.tool])),
   Layer.provide(McpConnector.layerConfig)
 )

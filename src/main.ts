@@ -34,7 +34,7 @@ import * as PrometheusLive from "./infrastructure/telemetry/Prometheus.js"
 import * as ResourceMonitor from "./infrastructure/telemetry/ResourceMonitor.js"
 import * as InMemoryToolRegistry from "./infrastructure/tools/InMemoryToolRegistry.js"
 
-const Registry = McpConnector.registryLayer.pipe(
+const Registry = McpConnector.layerRegistry.pipe(
   Layer.provide(InMemoryToolRegistry.layer(Catalog.localTools)),
   Layer.provideMerge(McpConnector.layerConfig)
 )
@@ -68,7 +68,7 @@ const Service = HttpService.layer.pipe(
   Layer.provide(Layer.effect(Handlers.MetricsText, Effect.map(Prometheus, (p) => p.scrape))),
   // fiber counts (effect_fiber_active, effect_fiber_started) for /metrics
   Layer.provide(RuntimeFlags.enableRuntimeMetrics),
-  Layer.provideMerge(Catalog.runs),
+  Layer.provideMerge(Catalog.layerRuns),
   Layer.provide(Local)
 )
 

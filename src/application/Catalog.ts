@@ -48,7 +48,7 @@ export const agent = (name: string) =>
   })
 
 /** The service's runs: the coding workflow and the assistant agent; runs cut off by the last shutdown resume. */
-export const runs = Layer.scoped(
+export const layerRuns = Layer.scoped(
   Runs.RunManager,
   Effect.gen(function*() {
     const config = yield* LoomConfig

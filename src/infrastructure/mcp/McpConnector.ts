@@ -264,7 +264,7 @@ export class McpConnector extends Context.Tag("loom/McpConnector")<McpConnector,
    * Replaces the ToolRegistry with one that also holds every MCP server's tools
    * (provide the local registry below it).
    */
-  static readonly registryLayer = Layer.effect(
+  static readonly layerRegistry = Layer.effect(
     ToolRegistry,
     Effect.zipWith(ToolRegistry, McpConnector, registry)
   )

@@ -27,7 +27,7 @@ const layer = (servers: ReadonlyArray<StdioServer>, timeouts = deadlines) => {
   const connector = McpConnector.layer({ servers, reconnect: Schedule.spaced("100 millis") }).pipe(
     Layer.provide(timeouts)
   )
-  const registry = McpConnector.registryLayer.pipe(
+  const registry = McpConnector.layerRegistry.pipe(
     Layer.provide(InMemoryToolRegistry.layer([])),
     Layer.provide(connector)
   )
