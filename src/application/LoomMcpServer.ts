@@ -9,7 +9,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js"
 import { CallToolRequestSchema, isInitializeRequest, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js"
 import type { CallToolResult, ListToolsResult } from "@modelcontextprotocol/sdk/types.js"
-import { Deferred, Effect, FiberSet, Stream } from "effect"
+import { Clock, Config, Deferred, Duration, Effect, FiberSet, Schedule, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -65,48 +65,70 @@ const listOf = (registry: ToolRegistry["Type"]): Effect.Effect<ListToolsResult> 
     })
   }))
 
+/** An HTTP session and when it last saw a request (Clock millis). */
+interface Session {
+  readonly transport: StreamableHTTPServerTransport
+  lastSeen: number
+}
+
 /**
  * Handles one request to `/mcp`: an `initialize` POST opens a session, every other
  * request must name a live one (so a stray request allocates nothing).
  */
 const httpHandler =
-  (newServer: () => Server, sessions: Map<string, StreamableHTTPServerTransport>) =>
+  (newServer: () => Server, sessions: Map<string, Session>) =>
   (request: Http.IncomingMessage, response: Http.ServerResponse) =>
-    Effect.tryPromise(async () => {
-      const id = request.headers["mcp-session-id"]
-      if (typeof id === "string") {
-        const transport = sessions.get(id)
-        if (transport === undefined) return reject(response, 404, "unknown MCP session")
-        return await transport.handleRequest(request, response)
-      }
-      if (request.method !== "POST") return reject(response, 400, "no MCP session: initialize first")
-      if (Number(request.headers["content-length"] ?? 0) > 1024 * 1024) {
-        return reject(response, 413, "request body over 1 MiB")
-      }
-      const message = await Consumers.json(request)
-      if (!isInitializeRequest(message)) return reject(response, 400, "no MCP session: initialize first")
-      const fresh: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => Crypto.randomUUID(),
-        onsessioninitialized: (sessionId) => {
-          sessions.set(sessionId, fresh)
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.tryPromise(async () => {
+        const id = request.headers["mcp-session-id"]
+        if (typeof id === "string") {
+          const session = sessions.get(id)
+          if (session === undefined) return reject(response, 404, "unknown MCP session")
+          session.lastSeen = now
+          return await session.transport.handleRequest(request, response)
         }
-      })
-      fresh.onclose = () => {
-        if (fresh.sessionId !== undefined) sessions.delete(fresh.sessionId)
-      }
-      await newServer().connect(fresh)
-      await fresh.handleRequest(request, response, message)
-    }).pipe(
-      Effect.catchAll((error) =>
-        Effect.zipRight(
-          Effect.logWarning(`MCP request failed: ${error.message}`),
-          Effect.sync(() => {
-            if (!response.headersSent) reject(response, 400, "bad MCP request")
-            else response.end()
-          })
+        if (request.method !== "POST") return reject(response, 400, "no MCP session: initialize first")
+        if (Number(request.headers["content-length"] ?? 0) > 1024 * 1024) {
+          return reject(response, 413, "request body over 1 MiB")
+        }
+        const message = await Consumers.json(request)
+        if (!isInitializeRequest(message)) return reject(response, 400, "no MCP session: initialize first")
+        const fresh: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+          sessionIdGenerator: () => Crypto.randomUUID(),
+          onsessioninitialized: (sessionId) => {
+            sessions.set(sessionId, { transport: fresh, lastSeen: now })
+          }
+        })
+        fresh.onclose = () => {
+          if (fresh.sessionId !== undefined) sessions.delete(fresh.sessionId)
+        }
+        await newServer().connect(fresh)
+        await fresh.handleRequest(request, response, message)
+      })).pipe(
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            Effect.logWarning(`MCP request failed: ${error.message}`),
+            Effect.sync(() => {
+              if (!response.headersSent) reject(response, 400, "bad MCP request")
+              else response.end()
+            })
+          )
         )
       )
-    )
+
+/** How long an HTTP session may go without a request before it is closed (`LOOM_MCP_SESSION_IDLE`). */
+export const sessionIdle = Config.duration("LOOM_MCP_SESSION_IDLE").pipe(Config.withDefault(Duration.minutes(30)))
+
+const sweepEvery = (idle: Duration.Duration) => Duration.max(Duration.millis(50), Duration.unsafeDivide(idle, 4))
+
+/** Closes the sessions that saw no request for `idle`; their transports' `onclose` forgets them. */
+const closeIdle = (sessions: Map<string, Session>, idle: Duration.Duration) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.forEach(
+      [...sessions.values()].filter((session) => now - session.lastSeen >= Duration.toMillis(idle)),
+      (session) => Effect.promise(() => session.transport.close().catch(() => undefined)),
+      { discard: true }
+    ))
 
 export const make = Effect.gen(function*() {
   const registry = yield* ToolRegistry
@@ -155,8 +177,10 @@ export const make = Effect.gen(function*() {
     })
   )
 
-  const sessions = new Map<string, StreamableHTTPServerTransport>()
+  const sessions = new Map<string, Session>()
   const handleHttp = httpHandler(newServer, sessions)
+  const idle = yield* sessionIdle
+  yield* Effect.forkScoped(Effect.repeat(closeIdle(sessions, idle), Schedule.spaced(sweepEvery(idle))))
 
   /** Serves `/mcp` on its own HTTP server at `host:port` (port 0: any free port) while the scope is open. */
   const serveHttp = (options: { readonly host?: string; readonly port?: number } = {}) =>

@@ -1,13 +1,15 @@
 /**
  * The HTTP service: the API's handlers behind the middleware (body limit, 429/503 with
- * Retry-After), the OpenAPI document and its docs page, and a banner that says where it
- * listens and whether the LLM answers. The listener itself is the composition root's.
+ * Retry-After), Loom's MCP server at `/mcp`, the OpenAPI document and its docs page, and a
+ * banner that says where it listens and whether the LLM answers. The listener itself is
+ * the composition root's.
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { Console, Effect, Layer } from "effect"
 import { LanguageModel } from "../../domain/LanguageModel.js"
 import { LoomConfig } from "../LoomConfig.js"
 import * as Handlers from "./Handlers.js"
+import * as McpRoute from "./McpRoute.js"
 import * as Middleware from "./Middleware.js"
 
 const Api = Layer.unwrapEffect(
@@ -17,7 +19,8 @@ const Api = Layer.unwrapEffect(
       HttpApiBuilder.serve(Middleware.make({ maxBodyBytes: config.maxBodyBytes, retryAfterSeconds: 1 })).pipe(
         Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
         Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
-        Layer.provide(Handlers.layer)
+        Layer.provide(Handlers.layer),
+        Layer.provide(McpRoute.layer)
       )
   )
 )

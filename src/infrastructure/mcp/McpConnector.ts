@@ -140,6 +140,18 @@ const definition = (
   })
 }
 
+/**
+ * `list`, asked again while a change arrived during it: the cache would otherwise keep a
+ * listing from before the change (it stores a finished lookup even if invalidated meanwhile).
+ */
+const fresh = <A, E>(changed: ReadonlyMap<string, number>, server: string, list: Effect.Effect<A, E>) => {
+  const attempt: Effect.Effect<A, E> = Effect.suspend(() => {
+    const before = changed.get(server) ?? 0
+    return Effect.flatMap(list, (result) => (changed.get(server) ?? 0) === before ? Effect.succeed(result) : attempt)
+  })
+  return attempt
+}
+
 /** Connects every server in `options`; deadlines come from the `Timeouts` table. */
 export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope | Timeouts.Timeouts> =>
   Effect.gen(function*() {
@@ -166,6 +178,8 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     })
 
     const ttl = options.toolsTtl ?? "5 minutes"
+    /** Changes seen per server, so a listing that raced a change is asked again. */
+    const changed = new Map<string, number>()
     // A failed listing is kept only briefly: a server that hiccups is asked again soon.
     const cache = yield* Cache.makeWith({
       capacity: 1024,
@@ -173,7 +187,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       lookup: (server: string) => {
         const connection = connections.get(server)!
         return Effect.map(
-          connection.list,
+          fresh(changed, server, connection.list),
           (infos) =>
             infos.filter((info) => isToolName(`${server}.${info.name}`)).map((info) =>
               definition(connection, info, pool, timeouts["mcp.call"])
@@ -184,7 +198,11 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
 
     // A list_changed notification or a new session drops the server's cached list.
     for (const connection of connections.values()) {
-      yield* Effect.forkScoped(Stream.runForEach(connection.changes, () => cache.invalidate(connection.name)))
+      yield* Effect.forkScoped(Stream.runForEach(connection.changes, () =>
+        Effect.zipRight(
+          Effect.sync(() => changed.set(connection.name, (changed.get(connection.name) ?? 0) + 1)),
+          cache.invalidate(connection.name)
+        )))
     }
 
     const toolsOf = (server: string) =>
