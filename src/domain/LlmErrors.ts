@@ -28,3 +28,18 @@ export class ModelNotFound extends Schema.TaggedError<ModelNotFound>()("ModelNot
   host: Schema.String,
   model: Schema.String
 }) {}
+
+/**
+ * A structured reply (`generateObject`, `streamObject`) that is not JSON or does not match
+ * the schema, even after the model was told what was wrong. Not the host's fault: the
+ * same host may well answer the next request right.
+ */
+export class LlmBadStructuredOutput extends Schema.TaggedError<LlmBadStructuredOutput>()("LlmBadStructuredOutput", {
+  host: Schema.String,
+  model: Schema.String,
+  /** The first offending field as a dotted path (`address.city`, `tags.0`); empty when the reply as a whole is wrong. */
+  field: Schema.String,
+  message: Schema.String,
+  /** The reply's text, as received. */
+  raw: Schema.String
+}) {}
