@@ -313,9 +313,10 @@ const makeWith = (options: Options, runners: Runners) =>
         CircuitBreaker.make<ToolHandlerError>({
           consecutiveFailures: 5,
           resetTimeout: "30 seconds",
+          // by default only the tool's own failures and deadlines count; a user's predicate replaces that
+          isFailure: (error) => error._tag === "ToolFailed" || error._tag === "Timeout",
           ...breakerOptions,
-          service: `tool:${tool}`,
-          isFailure: (error) => error._tag === "ToolFailed" || error._tag === "Timeout"
+          service: `tool:${tool}`
         }).pipe(Scope.extend(scope))
     })
 

@@ -159,6 +159,23 @@ describe("ToolExecutor", () => {
       assert.strictEqual((yield* Ref.get(probe.events)).filter((e) => e.kind === "start").length, 2)
     }))
 
+  it.effect("the breaker counts only what the user's isFailure says is the tool's fault", () =>
+    Effect.gen(function*() {
+      const probe = yield* makeProbe
+      const [results] = yield* withExecutor(
+        [sleepTool(probe)],
+        (executor) =>
+          Effect.gen(function*() {
+            // three failures the user's predicate calls not the tool's fault: the breaker stays closed
+            yield* executor.executeParallel(sleepCalls([1, 1, 1], [true, true, true]))
+            return yield* executor.executeParallel(sleepCalls([1]))
+          }).pipe(runVirtual),
+        { breaker: { consecutiveFailures: 2, resetTimeout: "1 minute", isFailure: () => false } }
+      )
+      assert.strictEqual(results[0]?.status, "succeeded")
+      assert.strictEqual((yield* Ref.get(probe.events)).filter((e) => e.kind === "start").length, 4)
+    }))
+
   it.effect("a handler that dies becomes a failed result", () =>
     Effect.gen(function*() {
       const boom = Tool.make({

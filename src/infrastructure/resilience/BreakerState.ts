@@ -49,7 +49,10 @@ export type BreakerEvent =
 export interface BreakerSettings {
   /** Trip after this many failures in a row. */
   readonly consecutiveFailures: number
-  /** Trip when failures / calls in the window reach this rate (0..1], given `minimumVolume` calls. */
+  /**
+   * Trip when failures / calls in the window exceed this rate (0..1], given `minimumVolume` calls:
+   * strictly above, as opossum and cockatiel do, so a 0.5 threshold moved from either trips alike.
+   */
   readonly failureRateThreshold: number
   readonly minimumVolume: number
   readonly windowMillis: number
@@ -73,6 +76,14 @@ export const resetDelay = (settings: BreakerSettings, trips: number): number =>
     settings.resetTimeoutMillis * Math.pow(settings.resetBackoffMultiplier, Math.max(0, trips - 1)),
     Math.max(settings.maxResetTimeoutMillis, settings.resetTimeoutMillis)
   )
+
+/**
+ * How long a caller turned away while the probes are out should wait: the probe's answer
+ * cannot be known, so the smaller of the reset timeout and one second, never 0 (a client
+ * that honours `retryAfter` would otherwise come straight back into the probing breaker).
+ */
+export const probeRetryMillis = (settings: BreakerSettings): number =>
+  Math.max(1, Math.min(settings.resetTimeoutMillis, 1000))
 
 const open = (settings: BreakerSettings, trips: number, now: number): BreakerState => ({
   _tag: "Open",
@@ -109,7 +120,7 @@ const rateTripped = (settings: BreakerSettings, buckets: ReadonlyArray<Bucket>):
     failures += bucket.failures
     total += bucket.failures + bucket.successes
   }
-  return total >= settings.minimumVolume && total > 0 && failures / total >= settings.failureRateThreshold
+  return total >= settings.minimumVolume && total > 0 && failures / total > settings.failureRateThreshold
 }
 
 const isCurrentProbe = (state: BreakerState, permit: Permit): state is Extract<BreakerState, { _tag: "HalfOpen" }> =>
@@ -144,7 +155,7 @@ export const transition = (
         case "HalfOpen":
           return state.probesInFlight < settings.halfOpenMaxProbes
             ? [{ _tag: "Probe", trips: state.trips }, { ...state, probesInFlight: state.probesInFlight + 1 }]
-            : [{ _tag: "Rejected", retryAfterMillis: 0 }, state]
+            : [{ _tag: "Rejected", retryAfterMillis: probeRetryMillis(settings) }, state]
       }
       break
     }

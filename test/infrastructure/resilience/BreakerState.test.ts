@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import type { BreakerSettings, BreakerState, Permit } from "../../../src/infrastructure/resilience/BreakerState.js"
-import { closed, transition } from "../../../src/infrastructure/resilience/BreakerState.js"
+import { closed, normalPermit, transition } from "../../../src/infrastructure/resilience/BreakerState.js"
 import { settings as fillSettings, statusOf } from "../../../src/infrastructure/resilience/CircuitBreaker.js"
 
 /** The same rules written the obvious way: raw outcome log, explicit generation counter. */
@@ -51,7 +51,7 @@ class ReferenceBreaker {
       this.probes++
       return { kind: "probe", generation: this.generation, retryAfter: 0 }
     }
-    return { kind: "rejected", generation: 0, retryAfter: 0 }
+    return { kind: "rejected", generation: 0, retryAfter: Math.max(1, Math.min(this.s.resetTimeoutMillis, 1000)) }
   }
   settle(permit: { kind: string; generation: number }, outcome: "success" | "failure" | "cancel", now: number) {
     if (permit.kind === "normal" && this.status === "closed") {
@@ -68,7 +68,7 @@ class ReferenceBreaker {
       const total = this.log.length
       if (
         this.consecutive >= this.s.consecutiveFailures ||
-        (total >= this.s.minimumVolume && failures / total >= this.s.failureRateThreshold)
+        (total >= this.s.minimumVolume && failures / total > this.s.failureRateThreshold)
       ) {
         this.trips = 0
         this.trip(now)
@@ -180,4 +180,29 @@ describe("BreakerState", () => {
     },
     { fastCheck: { numRuns: 300 } }
   )
+
+  const rated = fillSettings({
+    service: "svc",
+    consecutiveFailures: 100,
+    resetTimeout: "30 seconds",
+    failureRate: { threshold: 0.5, minimumVolume: 4, window: "10 seconds" }
+  })
+  type Outcome = "Success" | "Failure"
+  const outcome = (state: BreakerState, tag: Outcome) =>
+    transition(rated, state, { _tag: tag, permit: normalPermit }, 0)[1]
+  const after = (outcomes: ReadonlyArray<Outcome>) => outcomes.reduce(outcome, closed)
+
+  it("trips when the failure rate is above the threshold, not at it (as opossum and cockatiel)", () => {
+    const half = after(["Success", "Success", "Failure", "Failure"])
+    assert.strictEqual(statusOf(half), "closed", "2 of 4 is 50%, not above it")
+    assert.strictEqual(statusOf(outcome(half, "Failure")), "open", "3 of 5 is above 50%")
+  })
+
+  it("a half-open breaker turns callers away with a retryAfter above 0", () => {
+    const open = after(["Failure", "Failure", "Failure", "Success", "Failure"])
+    assert.strictEqual(statusOf(open), "open")
+    const [, probing] = transition(rated, open, { _tag: "Acquire" }, 30_000)
+    const [permit] = transition(rated, probing, { _tag: "Acquire" }, 30_000)
+    assert.deepStrictEqual(permit, { _tag: "Rejected", retryAfterMillis: 1000 })
+  })
 })
