@@ -15,6 +15,12 @@ export class ProcessSpec extends Schema.Class<ProcessSpec>("ProcessSpec")({
   stdin: Schema.optional(Schema.String),
   /** Overrides the runner's default deadline. */
   timeout: Schema.optional(Schema.DurationFromMillis),
+  /**
+   * CPU time the process, and each process it starts, may use (whole seconds, rounded up;
+   * the kernel's RLIMIT_CPU ends it with SIGXCPU): a busy loop stops burning a core long
+   * before the wall deadline. Overrides the runner's default.
+   */
+  cpuTime: Schema.optional(Schema.DurationFromMillis),
   /** Overrides the runner's cap on captured bytes per stream. */
   maxOutputBytes: Schema.optional(Schema.Int.pipe(Schema.positive()))
 }) {}

@@ -7,7 +7,7 @@
  */
 import { Command, CommandExecutor } from "@effect/platform"
 import { NodeCommandExecutor, NodeFileSystem } from "@effect/platform-node"
-import { Config, Duration, Effect, Layer, Metric, Stream } from "effect"
+import { Config, Duration, Effect, Layer, Metric, Option, Stream } from "effect"
 import { Timeout } from "../../domain/Errors.js"
 import { ProcessFailed, ProcessResult, ProcessRunner } from "../../domain/Process.js"
 import type { ProcessSpec } from "../../domain/Process.js"
@@ -20,6 +20,8 @@ export interface Options {
   readonly maxOutputBytes: number
   /** Parent variables a child may see, read through Effect's Config (the environment, by default). */
   readonly allowEnv: ReadonlyArray<string>
+  /** CPU time each process may use unless its spec says otherwise (default: no limit but the deadline). */
+  readonly cpuTime?: Duration.Duration | undefined
 }
 
 export const defaults: Options = {
@@ -42,6 +44,22 @@ const capture = <E>(stream: Stream.Stream<Uint8Array, E>, cap: number) =>
     return { parts: acc.parts, size: acc.size + part.length, truncated: acc.truncated || chunk.length > room }
   }).pipe(Effect.map((acc) => ({ text: Buffer.concat(acc.parts).toString("utf8"), truncated: acc.truncated })))
 
+/**
+ * The command to start: under a CPU-time limit, through `sh` setting `ulimit -t` and then
+ * exec'ing the command, so the limit is the process's own (and its children inherit it).
+ */
+const commandOf = (spec: ProcessSpec, cpuTime: Duration.Duration | undefined) =>
+  cpuTime === undefined
+    ? Command.make(spec.command, ...spec.args)
+    : Command.make(
+      "/bin/sh",
+      "-c",
+      "ulimit -t \"$0\" && exec \"$@\"",
+      String(Math.max(1, Math.ceil(Duration.toSeconds(cpuTime)))),
+      spec.command,
+      ...spec.args
+    )
+
 export const make = (options: Options) =>
   Effect.gen(function*() {
     const executor = yield* CommandExecutor.CommandExecutor
@@ -63,7 +81,7 @@ export const make = (options: Options) =>
     const runOnce = (spec: ProcessSpec) =>
       Effect.gen(function*() {
         const started = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-        let command = Command.make(spec.command, ...spec.args).pipe(
+        let command = commandOf(spec, spec.cpuTime ?? options.cpuTime).pipe(
           Command.env({ ...allowed, ...spec.env }, { extendEnv: false })
         )
         if (spec.cwd !== undefined) command = Command.workingDirectory(command, spec.cwd)
@@ -130,7 +148,8 @@ export const config = Config.all({
     Config.validate({ message: "must be a whole number of 1 or more", validation: (n) => n >= 1 }),
     Config.withDefault(defaults.maxProcesses)
   ),
-  timeout: Config.map(Timeouts.config, (table) => table.process)
+  timeout: Config.map(Timeouts.config, (table) => table.process),
+  cpuTime: Config.option(Config.duration("LOOM_PROCESS_CPU_TIME")).pipe(Config.map(Option.getOrUndefined))
 })
 
 export const layerConfig = Layer.effect(

@@ -21,6 +21,29 @@ const run = (spec: ProcessSpec) => Effect.flatMap(ProcessRunner, (r) => r.run(sp
 const scratch = () => mkdtempSync(join(tmpdir(), "loom-proc-"))
 
 describe("NodeProcessRunner", () => {
+  it.live(
+    "a process over its CPU-time limit is ended by the kernel long before the wall deadline",
+    () =>
+      Effect.gen(function*() {
+        // with only the 30 s wall deadline this would be a Timeout; the 1 s CPU limit ends it with SIGXCPU
+        const result = yield* run(
+          node("while (true) {}", { cpuTime: Duration.seconds(1), timeout: Duration.seconds(30) })
+        )
+        assert.strictEqual(result.exitCode, -1)
+        assert.include(["SIGXCPU", "SIGKILL"], result.signal)
+      }).pipe(Effect.provide(runner())),
+    20_000
+  )
+
+  it.live("the runner's default CPU-time limit reaches a child's own children", () =>
+    Effect.gen(function*() {
+      const result = yield* run(node(
+        "const r = require('node:child_process').spawnSync(process.execPath, ['-e', 'while (true) {}']); console.log(r.signal)"
+      ))
+      assert.strictEqual(result.exitCode, 0)
+      assert.include(["SIGXCPU", "SIGKILL"], result.stdout.trim())
+    }).pipe(Effect.provide(runner({ cpuTime: Duration.seconds(1), timeout: Duration.seconds(30) }))), 20_000)
+
   it.live("returns exit code, output and duration; feeds stdin; passes only allow-listed variables", () =>
     Effect.gen(function*() {
       const result = yield* run(node(
