@@ -32,6 +32,7 @@ import type { CircuitOpen, ToolError, ToolHandlerError } from "../domain/Errors.
 import { DependencyFailed, InvalidToolInput, ToolFailed } from "../domain/Errors.js"
 import type { ProcessFailed } from "../domain/Process.js"
 import { ProcessRunner } from "../domain/Process.js"
+import type { RetrySettings } from "../domain/RetryPolicy.js"
 import { RetryPolicy } from "../domain/RetryPolicy.js"
 import type { CpuTool, ProcessTool, ToolDefinition } from "../domain/Tool.js"
 import { toolNameOrUnknown } from "../domain/Tool.js"
@@ -48,8 +49,8 @@ import type * as ToolGraph from "./ToolGraph.js"
 export interface Options {
   /** Calls running at once in `executeParallel`, `executeGraph` and `executeBatch` (default 8). */
   readonly concurrency?: number
-  /** Retry policy for tools that declare none (default: no retries). */
-  readonly retry?: RetryPolicy
+  /** Retry policy for tools that declare none (default: no retries): a policy or the fields of one. */
+  readonly retry?: RetryPolicy | RetrySettings
   /** Which errors are worth another attempt (default `Retry.isRetryable`). */
   readonly isRetryable?: (error: ToolError) => boolean
   /** Settings of the breaker kept per tool, or `false` for none (default: 5 failures in a row, 30 s reset). */
@@ -229,7 +230,9 @@ const attempt = (
     Effect.flatMap(encodeOutput(tool))
   )
   const policy = tool.retry ?? context.retry
-  return policy.maxRetries === 0 ? once : Effect.retry(once, Retry.schedule<ToolError>(policy, context.isRetryable))
+  return policy.maxRetries === 0
+    ? once
+    : Effect.retry(once, Retry.schedule<ToolError>(policy, tool.isRetryable ?? context.isRetryable))
 }
 
 const recordMetrics = (result: ToolResult) =>
@@ -324,7 +327,7 @@ const makeWith = (options: Options, runners: Runners) =>
       runners,
       protect: (tool) => (self) =>
         breakerOptions === false ? self : Effect.flatMap(breakers.get(tool), (breaker) => breaker.protect(self)),
-      retry: options.retry ?? RetryPolicy.none,
+      retry: options.retry === undefined ? RetryPolicy.none : RetryPolicy.from(options.retry),
       isRetryable: options.isRetryable ?? Retry.isRetryable
     }
 

@@ -8,11 +8,12 @@
 import type { Duration } from "effect"
 import { Effect, ParseResult, Schema } from "effect"
 import type { CpuTask } from "./Cpu.js"
-import type { ToolHandlerError } from "./Errors.js"
+import type { ToolError, ToolHandlerError } from "./Errors.js"
 import { ToolFailed } from "./Errors.js"
 import type { ProcessResult } from "./Process.js"
 import { ProcessSpec } from "./Process.js"
-import type { RetryPolicy } from "./RetryPolicy.js"
+import type { RetrySettings } from "./RetryPolicy.js"
+import { RetryPolicy } from "./RetryPolicy.js"
 
 export const ToolName = Schema.String.pipe(
   Schema.pattern(/^[A-Za-z0-9_.-]{1,128}$/),
@@ -47,6 +48,8 @@ interface Common<In extends Schema.Schema.AnyNoContext, Out extends Schema.Schem
   readonly timeout?: Duration.DurationInput | undefined
   /** Overrides the executor's retry policy for this tool. */
   readonly retry?: RetryPolicy | undefined
+  /** Which of this tool's errors are worth another attempt; overrides the executor's predicate. */
+  readonly isRetryable?: ((error: ToolError) => boolean) | undefined
 }
 
 /** Runs on a fiber: for work that waits (network, files, timers). */
@@ -86,20 +89,30 @@ type Fields<In extends Schema.Schema.AnyNoContext, Out extends Schema.Schema.Any
   readonly input: In
   readonly output: Out
   readonly timeout?: Duration.DurationInput
-  readonly retry?: RetryPolicy
+  /** A policy, or just the fields that differ from `RetryPolicy.from`'s defaults. */
+  readonly retry?: RetryPolicy | RetrySettings
+  readonly isRetryable?: (error: ToolError) => boolean
 }
+
+/** The fields every kind shares, normalised: a checked name, a complete retry policy. */
+const common = <In extends Schema.Schema.AnyNoContext, Out extends Schema.Schema.AnyNoContext>(
+  definition: Fields<In, Out>
+) => ({
+  name: ToolName.make(definition.name),
+  retry: definition.retry === undefined ? undefined : RetryPolicy.from(definition.retry)
+})
 
 /** Defines an `io` tool, checking its name and tying the handler's types to its Schemas. */
 export const make = <In extends Schema.Schema.AnyNoContext, Out extends Schema.Schema.AnyNoContext>(
   definition: Fields<In, Out> & {
     readonly handler: (input: Schema.Schema.Type<In>) => Effect.Effect<Schema.Schema.Type<Out>, ToolHandlerError>
   }
-): IoTool<In, Out> => ({ ...definition, name: ToolName.make(definition.name), kind: "io" })
+): IoTool<In, Out> => ({ ...definition, ...common(definition), kind: "io" })
 
 /** Defines a `cpu` tool: `task` turns a decoded input into the work sent to a worker thread. */
 export const cpu = <In extends Schema.Schema.AnyNoContext, Out extends Schema.Schema.AnyNoContext>(
   definition: Fields<In, Out> & { readonly task: (input: Schema.Schema.Type<In>) => CpuTask }
-): CpuTool<In, Out> => ({ ...definition, name: ToolName.make(definition.name), kind: "cpu" })
+): CpuTool<In, Out> => ({ ...definition, ...common(definition), kind: "cpu" })
 
 /**
  * Defines a `process` tool. A command that sets no stdin is given the encoded input as
@@ -113,7 +126,7 @@ export const process = <In extends Schema.Schema.AnyNoContext, Out extends Schem
   }
 ): ProcessTool<In, Out> => ({
   ...definition,
-  name: ToolName.make(definition.name),
+  ...common(definition),
   kind: "process",
   command: (input) => {
     const spec = definition.command(input)

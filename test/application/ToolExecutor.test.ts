@@ -176,6 +176,43 @@ describe("ToolExecutor", () => {
       assert.strictEqual((yield* Ref.get(probe.events)).filter((e) => e.kind === "start").length, 4)
     }))
 
+  it.effect("a retry policy can be written as a few fields with duration strings, and a tool decides what it retries", () =>
+    Effect.gen(function*() {
+      let attempts = 0
+      // the tool's own predicate retries a failure the executor's default would not (retryable: false)
+      const stubborn = Tool.make({
+        name: "stubborn",
+        description: "fails twice, marked not retryable",
+        input: Schema.Struct({}),
+        output: Schema.Literal("ok"),
+        retry: { maxRetries: 2, initialDelay: "50 millis", jitter: false },
+        isRetryable: (error) => error._tag === "ToolFailed",
+        handler: () =>
+          Effect.suspend(() =>
+            ++attempts <= 2
+              ? Effect.fail(new ToolFailed({ tool: "stubborn", message: "no", retryable: false }))
+              : Effect.succeed("ok" as const)
+          )
+      })
+      const [[result], took] = yield* withExecutor(
+        [stubborn],
+        (executor) => runVirtual(executor.executeParallel([toolCall("s", "stubborn", {})]))
+      )
+      assert.strictEqual(result?.status, "succeeded")
+      assert.strictEqual(result?.attempts, 3)
+      assert.strictEqual(took, 150, "50 ms, then 100 ms: the defaults double the delay")
+      assert.deepStrictEqual(
+        RetryPolicy.from({ initialDelay: "20 millis" }),
+        RetryPolicy.make({
+          maxRetries: 3,
+          initialDelay: Duration.millis(20),
+          multiplier: 2,
+          maxDelay: Duration.seconds(10),
+          jitter: true
+        })
+      )
+    }))
+
   it.effect("a handler that dies becomes a failed result", () =>
     Effect.gen(function*() {
       const boom = Tool.make({
