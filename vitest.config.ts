@@ -5,6 +5,7 @@ export default defineConfig({
   resolve: { alias: [{ find: /^loom$/, replacement: new URL("./src/index.ts", import.meta.url).pathname }] },
   test: {
     include: ["test/**/*.test.ts"],
+    setupFiles: ["test/support/setup.ts"],
     exclude: ["test/package/**"],
     testTimeout: 30_000,
     hookTimeout: 30_000

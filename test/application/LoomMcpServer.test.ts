@@ -3,7 +3,6 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import { Effect, Layer, Schedule, Schema } from "effect"
-import * as os from "node:os"
 import * as DemoTools from "../../src/application/demo/DemoTools.js"
 import * as LoomMcpServer from "../../src/application/LoomMcpServer.js"
 import { ToolExecutor } from "../../src/application/ToolExecutor.js"
@@ -14,6 +13,7 @@ import { HttpServer } from "../../src/infrastructure/mcp/McpConfig.js"
 import * as McpConnector from "../../src/infrastructure/mcp/McpConnector.js"
 import * as Timeouts from "../../src/infrastructure/resilience/Timeouts.js"
 import * as InMemoryToolRegistry from "../../src/infrastructure/tools/InMemoryToolRegistry.js"
+import { scratchDir } from "../support/Scratch.js"
 
 const registry = InMemoryToolRegistry.layer(DemoTools.all)
 const services = Layer.mergeAll(
@@ -121,7 +121,7 @@ describe("Loom as an MCP server over stdio", () => {
             new StdioClientTransport({
               command: process.execPath,
               args: ["--import", "tsx", "src/main.ts", "--mcp-stdio"],
-              env: { PATH, LOOM_DATA_DIR: os.tmpdir() },
+              env: { PATH, LOOM_DATA_DIR: scratchDir("loom-mcp-stdio-") },
               stderr: "ignore"
             })
           )

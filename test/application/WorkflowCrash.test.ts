@@ -1,7 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Stream } from "effect"
-import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { WorkflowEngine } from "../../src/application/WorkflowEngine.js"
 import { CheckpointStore } from "../../src/domain/CheckpointStore.js"
@@ -9,13 +7,14 @@ import { ProcessRunner, ProcessSpec } from "../../src/domain/Process.js"
 import { ThreadId } from "../../src/domain/Workflow.js"
 import * as SqliteCheckpointStore from "../../src/infrastructure/persistence/SqliteCheckpointStore.js"
 import * as NodeProcessRunner from "../../src/infrastructure/process/NodeProcessRunner.js"
+import { scratchDir } from "../support/Scratch.js"
 import { completions, diamond } from "../support/workflow/Graphs.js"
 
 const script = new URL("../support/workflow/crash-run.ts", import.meta.url).pathname
 
 describe("WorkflowEngine after a real crash", () => {
   it.live("a process killed mid-step leaves a checkpoint from which the run finishes, each node once", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "loom-crash-"))
+    const dir = scratchDir("loom-crash-")
     const db = path.join(dir, "loom.db")
     const log = path.join(dir, "log")
     const store = SqliteCheckpointStore.layer(db)

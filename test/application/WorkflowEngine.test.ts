@@ -2,8 +2,6 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Fiber, Layer, Schema, Stream } from "effect"
-import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import * as Workflow from "../../src/application/Workflow.js"
 import { WorkflowEngine } from "../../src/application/WorkflowEngine.js"
@@ -12,9 +10,10 @@ import { ToolFailed, ToolNotFound } from "../../src/domain/Errors.js"
 import type { WorkflowEvent } from "../../src/domain/Workflow.js"
 import { ThreadId } from "../../src/domain/Workflow.js"
 import * as SqliteCheckpointStore from "../../src/infrastructure/persistence/SqliteCheckpointStore.js"
+import { scratchDir } from "../support/Scratch.js"
 import { completions, diamond } from "../support/workflow/Graphs.js"
 
-const scratch = () => fs.mkdtempSync(path.join(os.tmpdir(), "loom-wf-"))
+const scratch = () => scratchDir("loom-wf-")
 
 /** An engine over a fresh SQLite file in its own directory, and that store. */
 const withStore = (dir = scratch()) =>

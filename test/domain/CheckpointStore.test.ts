@@ -2,12 +2,11 @@ import { assert, describe, it } from "@effect/vitest"
 import type { Layer } from "effect"
 import { Effect, Option, Schema, TestClock } from "effect"
 import * as fc from "fast-check"
-import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { canMove, Checkpoint, CheckpointStore, PendingWrite } from "../../src/domain/CheckpointStore.js"
 import { CheckpointSaved, NodeFinished, NodeStarted, RunStatus, ThreadId } from "../../src/domain/Workflow.js"
 import * as SqliteCheckpointStore from "../../src/infrastructure/persistence/SqliteCheckpointStore.js"
+import { scratchDir } from "../support/Scratch.js"
 
 const statuses = RunStatus.literals
 
@@ -61,7 +60,7 @@ const stores: ReadonlyArray<readonly [string, () => Layer.Layer<CheckpointStore>
   ["in memory", () => CheckpointStore.layerMemory],
   [
     "SQLite",
-    () => SqliteCheckpointStore.layer(path.join(fs.mkdtempSync(path.join(os.tmpdir(), "loom-store-")), "loom.db"))
+    () => SqliteCheckpointStore.layer(path.join(scratchDir("loom-store-"), "loom.db"))
   ]
 ]
 

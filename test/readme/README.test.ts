@@ -1,9 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { readFileSync } from "node:fs"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
+import { scratchDir } from "../support/Scratch.js"
 import { answer as cpuAnswer } from "./cpu-example.js"
 import { answer } from "./llm-example.js"
 import { runIn } from "./workflow-example.js"
@@ -40,7 +38,7 @@ describe("README", () => {
 
   it.live("the workflow example runs, checkpointing to SQLite", () =>
     Effect.gen(function*() {
-      const tags = yield* runIn(fs.mkdtempSync(path.join(os.tmpdir(), "loom-readme-")))
+      const tags = yield* runIn(scratchDir("loom-readme-"))
       assert.strictEqual(tags.filter((tag) => tag === "NodeStarted").length, 6)
       assert.strictEqual(tags[tags.length - 1], "WorkflowFinished")
     }))

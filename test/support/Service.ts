@@ -1,9 +1,6 @@
 /** Starts the real service (`src/main.ts`) in a child process on a free loopback port, and stops it. */
 import { Data, Effect, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 
 export interface Running {
   readonly url: string
@@ -12,9 +9,11 @@ export interface Running {
 }
 
 const PATH = process.env["PATH"] ?? ""
+import { scratchDir as scratch } from "./Scratch.js"
+
 const main = new URL("../../src/main.ts", import.meta.url).pathname
 
-export const scratchDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "loom-svc-"))
+export const scratchDir = () => scratch("loom-svc-")
 
 /** Spawns the service with `env` (on top of PATH and a port of 0) and waits for it to listen. */
 /** The service stopped before it listened; `message` holds its output. */

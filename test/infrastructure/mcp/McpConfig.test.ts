@@ -1,12 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import * as McpConfig from "../../../src/infrastructure/mcp/McpConfig.js"
+import { scratchDir } from "../../support/Scratch.js"
 
 const file = (text: string) => {
-  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "loom-mcp-")), "mcp.json")
+  const f = path.join(scratchDir("loom-mcp-"), "mcp.json")
   fs.writeFileSync(f, text)
   return f
 }

@@ -1,12 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Fiber, Layer, TestClock } from "effect"
-import { existsSync, mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { ProcessRunner, ProcessSpec } from "../../../src/domain/Process.js"
 import * as NodeProcessRunner from "../../../src/infrastructure/process/NodeProcessRunner.js"
 import { eventually } from "../../support/Eventually.js"
 import { isAlive } from "../../support/Pids.js"
+import { scratchDir } from "../../support/Scratch.js"
 
 const node = (script: string, extra: Partial<ConstructorParameters<typeof ProcessSpec>[0]> = {}) =>
   new ProcessSpec({ command: process.execPath, args: ["-e", script], ...extra })
@@ -18,7 +18,7 @@ const runner = (options: Partial<NodeProcessRunner.Options> = {}) =>
   )
 
 const run = (spec: ProcessSpec) => Effect.flatMap(ProcessRunner, (r) => r.run(spec))
-const scratch = () => mkdtempSync(join(tmpdir(), "loom-proc-"))
+const scratch = () => scratchDir("loom-proc-")
 
 describe("NodeProcessRunner", () => {
   it.live(
