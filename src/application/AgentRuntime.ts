@@ -9,10 +9,14 @@
  * does not fail. Interrupting its consumer interrupts the run: the LLM request is
  * aborted and every running tool is interrupted.
  *
+ * Each `StepFinished` carries its turn's token usage and the last event the run's total,
+ * costed with the price table (`LOOM_PRICES`). The model is `metered`, so a run inside a
+ * workflow node also adds to that node's usage.
+ *
  * `AgentRuntime.layer` needs a `LanguageModel`, the `ToolRegistry` the agents' tools
- * come from and a `ToolExecutor` to run them.
+ * come from and a `ToolExecutor` to run them; it reads its prices from `LOOM_PRICES`.
  */
-import { Chunk, Context, Effect, Layer, Option, Stream } from "effect"
+import { Chunk, Context, Effect, Layer, Option, Ref, Stream } from "effect"
 import type { Agent, AgentError, AgentEvent } from "../domain/Agent.js"
 import {
   AgentCrashed,
@@ -32,11 +36,15 @@ import { ToolNotFound } from "../domain/Errors.js"
 import type { LlmError } from "../domain/LanguageModel.js"
 import { LanguageModel } from "../domain/LanguageModel.js"
 import { LlmBadResponse } from "../domain/LlmErrors.js"
+import type { PriceTable } from "../domain/PriceTable.js"
+import { Prices } from "../domain/PriceTable.js"
 import type { ToolDefinition } from "../domain/Tool.js"
 import { toolNameOrUnknown } from "../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../domain/ToolCall.js"
 import { ToolRegistry } from "../domain/ToolRegistry.js"
 import { ToolResult } from "../domain/ToolResult.js"
+import * as Usage from "../domain/Usage.js"
+import * as UsageMeter from "../domain/UsageMeter.js"
 import * as Timeouts from "../infrastructure/resilience/Timeouts.js"
 import * as RunEvents from "./RunEvents.js"
 import { ToolExecutor } from "./ToolExecutor.js"
@@ -95,19 +103,21 @@ export interface Service {
 
 type Emit = (event: AgentEvent) => Effect.Effect<void>
 
-/** What a run talks to. */
+/** What a run talks to, and what its tokens cost. */
 interface Ports {
   readonly llm: LanguageModel["Type"]
   readonly registry: ToolRegistry["Type"]
   readonly executor: ToolExecutor["Type"]
+  readonly prices: PriceTable
 }
 
-/** One run of an agent: what it talks to, the specs of its tools, where its events go. */
+/** One run of an agent: what it talks to, the specs of its tools, where its events go, what it has spent. */
 interface Conversation {
   readonly ports: Ports
   readonly agent: Agent
   readonly specs: ReadonlyArray<ChatToolSpec>
   readonly emit: Emit
+  readonly spent: Ref.Ref<Usage.Usage>
 }
 
 const noFinalMessage = () =>
@@ -161,22 +171,30 @@ const turn = (
     if (step > maxSteps) return yield* new MaxStepsExceeded({ agent: agent.name, maxSteps })
     yield* emit(new StepStarted({ step }))
     const response = yield* chat(conversation, step, new ChatRequest({ model: agent.model, messages, tools: specs }))
+    const usage = Usage.ofCall(response.model, response.usage, conversation.ports.prices)
+    const total = yield* Ref.updateAndGet(conversation.spent, (spent) => Usage.add(spent, usage))
     const requested = response.message.toolCalls
     if (requested.length === 0) {
-      yield* emit(new StepFinished({ step }))
-      yield* emit(new FinalAnswer({ step, content: response.message.content }))
+      yield* emit(new StepFinished({ step, usage }))
+      yield* emit(new FinalAnswer({ step, content: response.message.content, usage: total }))
       return response.message.content
     }
     const results = yield* callTools(conversation, step, requested)
-    yield* emit(new StepFinished({ step }))
+    yield* emit(new StepFinished({ step, usage }))
     return yield* turn(conversation, step + 1, [...messages, response.message, ...results.map(toolMessage)])
   })
 
-/** A whole run of `agent` on `input`, within the agent's deadline: its answer. */
-const converse = (ports: Ports, agent: Agent, input: string, emit: Emit): Effect.Effect<string, AgentError> => {
+/** A whole run of `agent` on `input`, within the agent's deadline, adding its usage to `spent`: its answer. */
+const converse = (
+  ports: Ports,
+  agent: Agent,
+  input: string,
+  emit: Emit,
+  spent: Ref.Ref<Usage.Usage>
+): Effect.Effect<string, AgentError> => {
   const conversation = Effect.gen(function*() {
     const tools = yield* Effect.forEach(agent.tools, (name) => ports.registry.get(name))
-    return yield* turn({ ports, agent, specs: tools.map(specOf), emit }, 1, [
+    return yield* turn({ ports, agent, specs: tools.map(specOf), emit, spent }, 1, [
       new ChatMessage({ role: "system", content: agent.systemPrompt }),
       new ChatMessage({ role: "user", content: input })
     ])
@@ -188,26 +206,28 @@ const converse = (ports: Ports, agent: Agent, input: string, emit: Emit): Effect
 
 const spanOptions = (agent: Agent) => ({ attributes: { "loom.agent": agent.name }, captureStackTrace: false })
 
-export const make: Effect.Effect<Service, never, LanguageModel | ToolRegistry | ToolExecutor> = Effect.map(
-  Effect.all({ llm: LanguageModel, registry: ToolRegistry, executor: ToolExecutor }),
-  (ports) => {
+export const make: Effect.Effect<Service, never, LanguageModel | ToolRegistry | ToolExecutor | Prices> = Effect.map(
+  Effect.all({ llm: LanguageModel, registry: ToolRegistry, executor: ToolExecutor, prices: Prices }),
+  (services) => {
+    const ports: Ports = { ...services, llm: UsageMeter.metered(services.llm) }
     const run: Service["run"] = (agent, input) =>
-      RunEvents.stream(
-        (emit) =>
-          converse(ports, agent, input, emit).pipe(
-            Effect.asVoid,
-            Effect.withSpan("AgentRuntime.run", spanOptions(agent))
-          ),
-        {
-          onFailure: (error, emit) => emit(new Failed({ error })),
-          crashed: (message) => new AgentCrashed({ agent: agent.name, message }),
-          isTerminal: (event) => event._tag === "FinalAnswer" || event._tag === "Failed"
-        }
-      )
+      Stream.unwrap(Effect.map(Ref.make(Usage.zero), (spent) =>
+        RunEvents.stream(
+          (emit) =>
+            converse(ports, agent, input, emit, spent).pipe(
+              Effect.asVoid,
+              Effect.withSpan("AgentRuntime.run", spanOptions(agent))
+            ),
+          {
+            onFailure: (error, emit) => Effect.flatMap(Ref.get(spent), (usage) => emit(new Failed({ error, usage }))),
+            crashed: (message) => new AgentCrashed({ agent: agent.name, message }),
+            isTerminal: (event) => event._tag === "FinalAnswer" || event._tag === "Failed"
+          }
+        )))
     return {
       run,
       answer: (agent, input) =>
-        converse(ports, agent, input, () => Effect.void).pipe(
+        Effect.flatMap(Ref.make(Usage.zero), (spent) => converse(ports, agent, input, () => Effect.void, spent)).pipe(
           Effect.withSpan("AgentRuntime.answer", spanOptions(agent))
         ),
       collect: (agent, input) => Effect.map(Stream.runCollect(run(agent, input)), Chunk.toReadonlyArray)
@@ -215,11 +235,16 @@ export const make: Effect.Effect<Service, never, LanguageModel | ToolRegistry | 
   }
 )
 
-/** The agent runtime; its layer says what it needs. */
+/** The agent runtime; its layers say what it needs. */
 export class AgentRuntime extends Context.Tag("loom/AgentRuntime")<AgentRuntime, Service>() {
-  /** Needs the model, the registry the agents' tools are looked up in, and the executor that runs them. */
-  static readonly layer: Layer.Layer<AgentRuntime, never, LanguageModel | ToolRegistry | ToolExecutor> = Layer.effect(
+  /**
+   * Needs the model, the registry the agents' tools are looked up in and the executor that
+   * runs them. Prices come from `LOOM_PRICES`; a bad value is a defect naming the variable
+   * (this layer's callers take no config error). For a table of your own: `make` with `Prices.layer`.
+   */
+  static readonly layer: Layer.Layer<
     AgentRuntime,
-    make
-  )
+    never,
+    LanguageModel | ToolRegistry | ToolExecutor
+  > = Layer.effect(AgentRuntime, make).pipe(Layer.provide(Layer.orDie(Prices.layerConfig)))
 }

@@ -9,6 +9,11 @@
  * `WorkflowFailed`; the stream itself does not fail. Interrupting its consumer
  * interrupts the run, which is marked `interrupted` and can be resumed.
  *
+ * Each node runs inside a usage meter: the model calls it makes (through a `metered`
+ * model, directly or in an agent it runs) are costed with the price table
+ * (`LOOM_PRICES`), carried by its `NodeFinished` and added to the run's record, so
+ * `WorkflowFinished` and the record hold the run's total over every resume.
+ *
  * Runs are kept in a `CheckpointStore`: `WorkflowEngine.layer` needs one (SQLite in the
  * service), `WorkflowEngine.layerMemory` brings its own in memory.
  */
@@ -16,6 +21,9 @@ import { Context, Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import type { Saved } from "../domain/CheckpointStore.js"
 import { Checkpoint, CheckpointStore, PendingWrite } from "../domain/CheckpointStore.js"
+import type { PriceTable } from "../domain/PriceTable.js"
+import { Prices } from "../domain/PriceTable.js"
+import * as UsageMeter from "../domain/UsageMeter.js"
 import type { WorkflowError, WorkflowEvent } from "../domain/Workflow.js"
 import {
   CheckpointCorrupt,
@@ -73,12 +81,13 @@ export interface Service {
 
 type Emit = (event: WorkflowEvent) => Effect.Effect<void>
 
-/** One run going on: its graph, its id, where it is saved and where its events go. */
+/** One run going on: its graph, its id, where it is saved, where its events go and what its tokens cost. */
 interface Run<S, I, E extends NodeError> {
   readonly graph: Graph<S, I, E>
   readonly threadId: ThreadId
   readonly store: CheckpointStore["Type"]
   readonly emit: Emit
+  readonly prices: PriceTable
 }
 
 /** Where a run is: its state, the step to run next and that step's nodes, and the updates of those already finished. */
@@ -92,7 +101,14 @@ interface Position<S> {
 const invalidState = (nodes: ReadonlyArray<string>) => (error: { readonly message: string }) =>
   new NodeFailed({ node: nodes.join(","), reason: "InvalidState", message: error.message })
 
-/** Runs `node` on `state` and saves its update with its events at once. */
+/** Adds what `meter` recorded to the run's usage, if the node called a model at all. */
+const spend = <S, I, E extends NodeError>(run: Run<S, I, E>, meter: UsageMeter.Meter) =>
+  Effect.flatMap(
+    UsageMeter.usage(meter, run.prices),
+    (usage) => usage.calls > 0 ? run.store.addUsage(run.threadId, usage) : Effect.void
+  )
+
+/** Runs `node` on `state`, metered, and saves its update with its events at once. */
 const runNode = <S, I, E extends NodeError>(
   run: Run<S, I, E>,
   step: number,
@@ -104,13 +120,18 @@ const runNode = <S, I, E extends NodeError>(
     if (f === undefined) return yield* new UnknownNode({ from: "checkpoint", node })
     const started = new NodeStarted({ step, node })
     yield* run.emit(started)
+    const meter = yield* UsageMeter.make
     const update = yield* f(state).pipe(
-      Effect.mapError((error) => new NodeFailed({ node, reason: error._tag, message: error.message }))
+      UsageMeter.within(meter),
+      Effect.mapError((error) => new NodeFailed({ node, reason: error._tag, message: error.message })),
+      // a node that fails or is cut off has spent its tokens all the same
+      Effect.ensuring(spend(run, meter))
     )
     const encoded = yield* Schema.encode(run.graph.update)(update).pipe(
       Effect.mapError((error) => new NodeFailed({ node, reason: "InvalidUpdate", message: error.message }))
     )
-    const finished = new NodeFinished({ step, node, update: encoded })
+    const usage = yield* UsageMeter.usage(meter, run.prices)
+    const finished = new NodeFinished({ step, node, update: encoded, ...(usage.calls > 0 ? { usage } : {}) })
     yield* run.store.saveWrite(run.threadId, new PendingWrite({ step, node, update: encoded }), [started, finished])
     yield* run.emit(finished)
     return update
@@ -180,7 +201,8 @@ const execute = <S, I, E extends NodeError>(run: Run<S, I, E>, from: Position<S>
 const finish = <S, I, E extends NodeError>(run: Run<S, I, E>, state: S) =>
   Effect.gen(function*() {
     const encoded = yield* Schema.encode(run.graph.state)(state).pipe(Effect.orDie)
-    const finished = new WorkflowFinished({ state: encoded })
+    const { usage } = yield* run.store.getRun(run.threadId)
+    const finished = new WorkflowFinished({ state: encoded, usage })
     yield* run.store.setStatus(run.threadId, "finished", [finished])
     yield* run.emit(finished)
   })
@@ -223,7 +245,7 @@ const proceed = <S, I, E extends NodeError>(run: Run<S, I, E>) =>
       Option.match({ onNone: () => Effect.fail(new RunNotFound({ threadId })), onSome: Effect.succeed })
     )
     if (saved.run.status === "finished") {
-      return yield* run.emit(new WorkflowFinished({ state: saved.checkpoint.state }))
+      return yield* run.emit(new WorkflowFinished({ state: saved.checkpoint.state, usage: saved.run.usage }))
     }
     const at = yield* positionOf(run.graph, saved).pipe(
       Effect.mapError((error) => new CheckpointCorrupt({ threadId, message: error.message }))
@@ -232,18 +254,27 @@ const proceed = <S, I, E extends NodeError>(run: Run<S, I, E>) =>
     yield* finish(run, yield* execute(run, at))
   })
 
-/** Ends the stream of a failed run with `WorkflowFailed`, stored with the run unless the run is not this one's. */
+/**
+ * Ends the stream of a failed run with `WorkflowFailed`, stored with the run (and what it
+ * spent) unless the run is not this one's.
+ */
 const fail = (store: CheckpointStore["Type"], threadId: ThreadId) => (error: WorkflowError, emit: Emit) => {
-  const failed = new WorkflowFailed({ error })
-  const save = error._tag === "RunExists" || error._tag === "RunNotFound"
-    ? Effect.void
-    : store.setStatus(threadId, "failed", [failed], error.message)
-  return save.pipe(Effect.ignore, Effect.zipRight(emit(failed)))
+  if (error._tag === "RunExists" || error._tag === "RunNotFound") return emit(new WorkflowFailed({ error }))
+  return Effect.gen(function*() {
+    const spent = yield* Effect.option(store.getRun(threadId))
+    const failed = new WorkflowFailed({
+      error,
+      ...Option.match(spent, { onNone: () => ({}), onSome: ({ usage }) => ({ usage }) })
+    })
+    yield* store.setStatus(threadId, "failed", [failed], error.message).pipe(Effect.ignore)
+    yield* emit(failed)
+  })
 }
 
 /** The events of `body` as a stream; a failure is stored with the run, an interruption marks it `interrupted`. */
 const events = <S, I, E extends NodeError>(
   store: CheckpointStore["Type"],
+  prices: PriceTable,
   graph: Graph<S, I, E>,
   threadId: ThreadId,
   span: string,
@@ -251,7 +282,7 @@ const events = <S, I, E extends NodeError>(
 ): Stream.Stream<WorkflowEvent> =>
   RunEvents.stream(
     (emit) =>
-      body({ graph, threadId, store, emit }).pipe(
+      body({ graph, threadId, store, emit, prices }).pipe(
         Effect.onInterrupt(() => store.setStatus(threadId, "interrupted", []).pipe(Effect.ignore)),
         Effect.withSpan(span, {
           attributes: { "loom.thread_id": threadId, "loom.workflow": graph.name },
@@ -276,29 +307,39 @@ const outcome = <S, I, E extends NodeError>(
 
 const newThreadId = (options: RunOptions) => ThreadId.make(options.threadId ?? Crypto.randomUUID())
 
-export const make: Effect.Effect<Service, never, CheckpointStore> = Effect.map(CheckpointStore, (store) => {
-  const run: Service["run"] = (graph, input, options = {}) =>
-    events(store, graph, newThreadId(options), "WorkflowEngine.run", begin(input))
-  const resume: Service["resume"] = (graph, threadId) =>
-    events(store, graph, ThreadId.make(threadId), "WorkflowEngine.resume", proceed)
-  return {
-    run,
-    resume,
-    invoke: (graph, input, options) =>
-      outcome(graph, run(graph, input, options)).pipe(
-        Effect.withSpan("WorkflowEngine.invoke", { captureStackTrace: false })
-      ),
-    resumeToEnd: (graph, threadId) =>
-      outcome(graph, resume(graph, threadId)).pipe(
-        Effect.withSpan("WorkflowEngine.resumeToEnd", { captureStackTrace: false })
-      )
+export const make: Effect.Effect<Service, never, CheckpointStore | Prices> = Effect.map(
+  Effect.all([CheckpointStore, Prices]),
+  ([store, prices]) => {
+    const run: Service["run"] = (graph, input, options = {}) =>
+      events(store, prices, graph, newThreadId(options), "WorkflowEngine.run", begin(input))
+    const resume: Service["resume"] = (graph, threadId) =>
+      events(store, prices, graph, ThreadId.make(threadId), "WorkflowEngine.resume", proceed)
+    return {
+      run,
+      resume,
+      invoke: (graph, input, options) =>
+        outcome(graph, run(graph, input, options)).pipe(
+          Effect.withSpan("WorkflowEngine.invoke", { captureStackTrace: false })
+        ),
+      resumeToEnd: (graph, threadId) =>
+        outcome(graph, resume(graph, threadId)).pipe(
+          Effect.withSpan("WorkflowEngine.resumeToEnd", { captureStackTrace: false })
+        )
+    }
   }
-})
+)
 
 /** The workflow engine; where its runs are kept shows in its layers. */
 export class WorkflowEngine extends Context.Tag("loom/WorkflowEngine")<WorkflowEngine, Service>() {
-  /** Checkpoints go to the `CheckpointStore` provided, and runs resume from it. */
-  static readonly layer: Layer.Layer<WorkflowEngine, never, CheckpointStore> = Layer.effect(WorkflowEngine, make)
+  /**
+   * Checkpoints go to the `CheckpointStore` provided, and runs resume from it. Prices come
+   * from `LOOM_PRICES`; a bad value is a defect naming the variable (this layer's callers
+   * take no config error). For a table of your own: `make` with `Prices.layer`.
+   */
+  static readonly layer: Layer.Layer<WorkflowEngine, never, CheckpointStore> = Layer.effect(
+    WorkflowEngine,
+    make
+  ).pipe(Layer.provide(Layer.orDie(Prices.layerConfig)))
   /** `layer` over its own in-memory store: runs resume within this process only (tests, one-off runs). */
   static readonly layerMemory: Layer.Layer<WorkflowEngine> = WorkflowEngine.layer.pipe(
     Layer.provide(CheckpointStore.layerMemory)

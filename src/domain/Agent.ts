@@ -7,6 +7,7 @@ import { Schema } from "effect"
 import { CircuitOpen, Timeout, ToolNotFound } from "./Errors.js"
 import { LlmBadResponse, LlmTimeout, LlmUnavailable, ModelNotFound } from "./LlmErrors.js"
 import { ToolResult } from "./ToolResult.js"
+import { Usage } from "./Usage.js"
 
 export interface Agent {
   readonly name: string
@@ -75,17 +76,23 @@ export class ToolResultEvent extends Schema.TaggedClass<ToolResultEvent>()("Tool
   result: ToolResult
 }) {}
 
+/** A turn is over; `usage` is its model call's (optional only so events stored before it decode). */
 export class StepFinished extends Schema.TaggedClass<StepFinished>()("StepFinished", {
-  step: Schema.Int
+  step: Schema.Int,
+  usage: Schema.optional(Usage)
 }) {}
 
+/** The answer, with what the whole run spent. */
 export class FinalAnswer extends Schema.TaggedClass<FinalAnswer>()("FinalAnswer", {
   step: Schema.Int,
-  content: Schema.String
+  content: Schema.String,
+  usage: Schema.optional(Usage)
 }) {}
 
+/** Why there is no answer, with what the run spent before it ended. */
 export class Failed extends Schema.TaggedClass<Failed>()("Failed", {
-  error: AgentError
+  error: AgentError,
+  usage: Schema.optional(Usage)
 }) {}
 
 export const AgentEvent = Schema.Union(

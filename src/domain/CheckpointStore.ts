@@ -2,13 +2,15 @@
  * Where workflow runs are kept: a checkpoint after every step (state + the nodes to run
  * next), the writes of nodes that finished inside an unfinished step, and each run's
  * event history. A run resumes from its last checkpoint plus those writes, so no
- * finished node runs twice.
+ * finished node runs twice. The run's record also sums what its model calls spent.
  *
  * `CheckpointStore.layerMemory` keeps runs in memory, under the same contract as the
  * SQLite store (infrastructure/persistence): for tests, and for runs that need not
  * outlive the process.
  */
 import { Chunk, Clock, Context, Effect, HashMap, Layer, Option, Order, Ref, Schema } from "effect"
+import type { Usage } from "./Usage.js"
+import { add } from "./Usage.js"
 import type { CheckpointCorrupt, RunStatus, ThreadId } from "./Workflow.js"
 import { RunExists, RunNotFound, RunRecord } from "./Workflow.js"
 import type { WorkflowEvent } from "./Workflow.js"
@@ -78,6 +80,11 @@ export interface Service {
     events: ReadonlyArray<WorkflowEvent>,
     error?: string
   ) => Effect.Effect<boolean>
+  /**
+   * Adds what a node's model calls spent to the run's `usage`, whether the node finished or
+   * not: tokens spent are spent. A missing run is left missing.
+   */
+  readonly addUsage: (threadId: ThreadId, usage: Usage) => Effect.Effect<void>
   /** The last checkpoint of a run and the writes made after it. */
   readonly load: (threadId: ThreadId) => Effect.Effect<Option.Option<Saved>, CheckpointCorrupt>
   readonly getRun: (threadId: ThreadId) => Effect.Effect<RunRecord, RunNotFound>
@@ -172,6 +179,11 @@ export const makeMemory: Effect.Effect<Service> = Effect.map(Ref.make<Runs>(Hash
         const record = moved(run.record, now, status, error)
         return [true, HashMap.set(runs, threadId, { ...run, record, events: appendEvents(run.events, events) })]
       }),
+    addUsage: (threadId, usage) =>
+      update(threadId, (run, now) => ({
+        ...run,
+        record: new RunRecord({ ...run.record, usage: add(run.record.usage, usage), updatedAt: now })
+      })),
     load: (threadId) =>
       Effect.map(
         find(threadId),

@@ -1,16 +1,22 @@
 /**
  * The port through which agents talk to a language model. Ollama is one adapter (over
  * HTTP, in infrastructure/ollama); `LanguageModel.layerTest` is a scripted model in
- * memory, for tests that are not about the transport.
+ * memory, for tests that are not about the transport. Structured output
+ * (`generateObject`, `streamObject`) is built on the port's chat, as @effect/ai builds
+ * `LanguageModel.generateObject` on a provider's text generation, so every adapter has it
+ * and only has to honour `ChatRequest.format`.
  */
-import { Context, Effect, Layer, Ref, Stream } from "effect"
-import type { ChatChunk, ChatRequest } from "./Chat.js"
-import { ChatMessage, ChatResponse, LlmToolCall, ModelInfo, TokenUsage } from "./Chat.js"
+import { Context, Effect, Either, JSONSchema, Layer, Option, ParseResult, Ref, Schema, Stream } from "effect"
+import type { ChatChunk, ObjectChunk, ObjectResponse } from "./Chat.js"
+import { ChatMessage, ChatRequest, ChatResponse, LlmToolCall, ModelInfo, TokenUsage } from "./Chat.js"
 import type { CircuitOpen } from "./Errors.js"
 import type { LlmTimeout, LlmUnavailable } from "./LlmErrors.js"
-import { LlmBadResponse, ModelNotFound } from "./LlmErrors.js"
+import { LlmBadResponse, LlmBadStructuredOutput, ModelNotFound } from "./LlmErrors.js"
 
 export type LlmError = LlmUnavailable | LlmTimeout | LlmBadResponse | ModelNotFound | CircuitOpen
+
+/** What asking for a structured reply can fail with: the chat's errors, or a reply that never decoded. */
+export type ObjectError = LlmError | LlmBadStructuredOutput
 
 export interface Service {
   readonly chat: (request: ChatRequest) => Effect.Effect<ChatResponse, LlmError>
@@ -23,6 +29,9 @@ export interface Service {
   >
   readonly models: Effect.Effect<ReadonlyArray<ModelInfo>, LlmError>
 }
+// Structured output is `generateObject` and `streamObject` below: built on `chat` and
+// `chatStream`, so an adapter only honours `ChatRequest.format`, and hand-written models
+// (the benches') need not implement it.
 
 /** A scripted answer: text, and the tool calls the model asks for (arguments not yet checked by any tool). */
 export interface Reply {
@@ -134,3 +143,119 @@ export class LanguageModel extends Context.Tag("loom/LanguageModel")<LanguageMod
   static readonly layerTest = (script: Script, options?: TestOptions): Layer.Layer<LanguageModel> =>
     Layer.effect(LanguageModel, makeTest(script, options))
 }
+
+/** The request for a structured reply: the schema, as JSON Schema, is the reply's format. */
+const objectRequest = <A, I>(schema: Schema.Schema<A, I>, request: ChatRequest): ChatRequest =>
+  new ChatRequest({ ...request, format: { ...JSONSchema.make(schema) } })
+
+/** A failed decode as the error tells it: every issue with its path, and the first path, dotted. */
+const issuesOf = (error: ParseResult.ParseError) => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  return {
+    field: issues[0]?.path.join(".") ?? "",
+    message: issues.map((issue) => issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message)
+      .join("; ")
+  }
+}
+
+/** The reply's text as a value of `schema`: JSON first, then the schema. */
+const decodeObject = <A, I>(
+  schema: Schema.Schema<A, I>,
+  response: ChatResponse
+): Either.Either<A, LlmBadStructuredOutput> =>
+  Schema.decodeEither(Schema.parseJson(schema))(response.message.content).pipe(
+    Either.mapLeft((error) =>
+      new LlmBadStructuredOutput({
+        host: response.host,
+        model: response.model,
+        ...issuesOf(error),
+        raw: response.message.content.slice(0, 4096)
+      })
+    )
+  )
+
+/** The conversation again, with the rejected reply and what was wrong with it, so the model can correct itself. */
+const withFeedback = (request: ChatRequest, response: ChatResponse, error: LlmBadStructuredOutput): ChatRequest =>
+  new ChatRequest({
+    ...request,
+    messages: [
+      ...request.messages,
+      new ChatMessage({ role: "assistant", content: response.message.content }),
+      new ChatMessage({
+        role: "user",
+        content: `Your reply does not match the required JSON schema (${error.message}). ` +
+          "Answer again with only the corrected JSON."
+      })
+    ]
+  })
+
+/** A reply that does not decode is sent back once, with what was wrong; the second failure is the caller's. */
+const objectRetries = 1
+
+/**
+ * A structured reply (like @effect/ai's `LanguageModel.generateObject`): the schema goes to
+ * the model as the reply's format, and the reply's JSON is decoded with it. A reply that
+ * does not decode is retried once with the decode error fed back to the model; then it
+ * fails with `LlmBadStructuredOutput` naming the offending field.
+ */
+export const generateObject = Effect.fn("LanguageModel.generateObject")(
+  function*<A, I>(schema: Schema.Schema<A, I>, request: ChatRequest) {
+    const llm = yield* LanguageModel
+    const attempt = (
+      request: ChatRequest,
+      retries: number
+    ): Effect.Effect<ObjectResponse<A>, ObjectError> =>
+      Effect.flatMap(llm.chat(request), (response) =>
+        Either.match(decodeObject(schema, response), {
+          onRight: (value) => Effect.succeed({ value, response }),
+          onLeft: (error) =>
+            retries > 0 ? attempt(withFeedback(request, response, error), retries - 1) : Effect.fail(error)
+        }))
+    return yield* attempt(objectRequest(schema, request), objectRetries)
+  }
+)
+
+/** One streamed attempt, then (once it has ended and let go of its host) the retry it asked for, if any. */
+const streamAttempt = <A, I>(
+  llm: Service,
+  schema: Schema.Schema<A, I>,
+  request: ChatRequest,
+  retries: number
+): Stream.Stream<ObjectChunk<A>, ObjectError> =>
+  Stream.suspend(() => {
+    let retry = Option.none<ChatRequest>()
+    const toObject = (chunk: ChatChunk): Effect.Effect<ObjectChunk<A>, ObjectError> => {
+      if (chunk._tag === "Delta") return Effect.succeed(chunk)
+      return Either.match(decodeObject(schema, chunk.response), {
+        onRight: (value) => Effect.succeed({ _tag: "Done", value, response: chunk.response }),
+        onLeft: (error) => {
+          if (retries === 0) return Effect.fail(error)
+          retry = Option.some(withFeedback(request, chunk.response, error))
+          return Effect.succeed({ _tag: "Retry", error })
+        }
+      })
+    }
+    return llm.chatStream(request).pipe(
+      Stream.mapEffect(toObject),
+      Stream.concat(Stream.suspend(() =>
+        Option.match(retry, {
+          onNone: () => Stream.empty,
+          onSome: (next) => streamAttempt(llm, schema, next, retries - 1)
+        })
+      ))
+    )
+  })
+
+/**
+ * `generateObject` streamed: the reply's text as it arrives, decoded at `Done`. A reply
+ * that does not decode gives a `Retry` chunk and is asked for again once, as with
+ * `generateObject`.
+ */
+export const streamObject = <A, I>(
+  schema: Schema.Schema<A, I>,
+  request: ChatRequest
+): Stream.Stream<ObjectChunk<A>, ObjectError, LanguageModel> =>
+  Stream.unwrap(
+    Effect.map(LanguageModel, (llm) => streamAttempt(llm, schema, objectRequest(schema, request), objectRetries))
+  )
+    .pipe(Stream.withSpan("LanguageModel.streamObject", { captureStackTrace: false }))

@@ -4,6 +4,7 @@
  * streamed over SSE and replayed without knowing a graph's state type.
  */
 import { Schema } from "effect"
+import { Usage, zero } from "./Usage.js"
 
 export const ThreadId = Schema.NonEmptyString.pipe(Schema.brand("ThreadId"))
 export type ThreadId = typeof ThreadId.Type
@@ -76,10 +77,12 @@ export class NodeStarted extends Schema.TaggedClass<NodeStarted>()("NodeStarted"
   node: Schema.String
 }) {}
 
+/** A node's update; `usage` is what its model calls spent, absent when it made none. */
 export class NodeFinished extends Schema.TaggedClass<NodeFinished>()("NodeFinished", {
   step: Schema.Int,
   node: Schema.String,
-  update: Schema.Unknown
+  update: Schema.Unknown,
+  usage: Schema.optional(Usage)
 }) {}
 
 /** The merged state after a step. */
@@ -93,12 +96,16 @@ export class CheckpointSaved extends Schema.TaggedClass<CheckpointSaved>()("Chec
   next: Schema.Array(Schema.String)
 }) {}
 
+/** The final state, with what the whole run spent (over every resume). */
 export class WorkflowFinished extends Schema.TaggedClass<WorkflowFinished>()("WorkflowFinished", {
-  state: Schema.Unknown
+  state: Schema.Unknown,
+  usage: Schema.optional(Usage)
 }) {}
 
+/** Why the run ended, with what it spent until then (absent when it is not this run's failure). */
 export class WorkflowFailed extends Schema.TaggedClass<WorkflowFailed>()("WorkflowFailed", {
-  error: WorkflowError
+  error: WorkflowError,
+  usage: Schema.optional(Usage)
 }) {}
 
 export const WorkflowEvent = Schema.Union(
@@ -123,5 +130,7 @@ export class RunRecord extends Schema.Class<RunRecord>("RunRecord")({
   step: Schema.NonNegativeInt,
   error: Schema.optional(Schema.String),
   createdAt: Schema.Number,
-  updatedAt: Schema.Number
+  updatedAt: Schema.Number,
+  /** What the run's model calls spent so far, over every resume (zero for runs stored before usage was kept). */
+  usage: Schema.optionalWith(Usage, { default: () => zero })
 }) {}

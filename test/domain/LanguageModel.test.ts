@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Stream } from "effect"
+import { Chunk, Effect, JSONSchema, Schema, Stream } from "effect"
 import { ChatMessage, ChatRequest } from "../../src/domain/Chat.js"
-import { LanguageModel } from "../../src/domain/LanguageModel.js"
+import { generateObject, LanguageModel, streamObject } from "../../src/domain/LanguageModel.js"
 
 const ask = (content: string, model = "m") =>
   new ChatRequest({ model, messages: [new ChatMessage({ role: "user", content })] })
@@ -61,4 +61,39 @@ describe("LanguageModel.layerTest", () => {
       assert.strictEqual((yield* Effect.flip(llm.chat(ask("hi", "other"))))._tag, "ModelNotFound")
       assert.strictEqual((yield* Effect.flip(llm.embed("other", ["x"])))._tag, "ModelNotFound")
     }).pipe(Effect.provide(LanguageModel.layerTest([], { models: ["m"], dimensions: 4 }))))
+
+  const Point = Schema.Struct({ x: Schema.Number, y: Schema.Number })
+
+  it.effect("generateObject: the schema is the request's format; a reply that does not decode is retried once with why", () =>
+    Effect.gen(function*() {
+      const { value } = yield* generateObject(Point, ask("where?"))
+      assert.deepStrictEqual(value, { x: 1, y: 2 })
+    }).pipe(Effect.provide(LanguageModel.layerTest((request) => {
+      assert.deepStrictEqual(request.format, { ...JSONSchema.make(Point) })
+      const feedback = request.messages[2]?.content ?? ""
+      return feedback.includes("y") ? { content: "{\"x\": 1, \"y\": 2}" } : { content: "{\"x\": 1}" }
+    }))))
+
+  it.effect("generateObject: a reply that fails twice is LlmBadStructuredOutput naming the field", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(generateObject(Point, ask("where?")))
+      assert.deepInclude(error, { _tag: "LlmBadStructuredOutput", field: "y", model: "m", host: "memory" })
+      assert.include(error.message, "y")
+      assert.strictEqual((yield* Effect.flip(llmChat))._tag, "LlmBadResponse", "both replies were used")
+    }).pipe(
+      Effect.provide(LanguageModel.layerTest([{ content: "{\"x\": 1}" }, { content: "{\"x\": 1, \"y\": \"2\"}" }]))
+    ))
+
+  it.effect("streamObject: deltas, a Retry when the reply does not decode, then Done with the decoded value", () =>
+    Effect.gen(function*() {
+      const chunks = Chunk.toReadonlyArray(yield* Stream.runCollect(streamObject(Point, ask("where?"))))
+      const tags = chunks.map((chunk) => chunk._tag)
+      assert.deepStrictEqual(tags.filter((tag) => tag !== "Delta"), ["Retry", "Done"])
+      const text = chunks.flatMap((chunk) => chunk._tag === "Delta" ? [chunk.content] : []).join("")
+      assert.strictEqual(text, "{\"x\": 3}{\"x\": 3, \"y\": 4}")
+      const done = chunks[chunks.length - 1]!
+      assert.deepStrictEqual(done._tag === "Done" && done.value, { x: 3, y: 4 })
+    }).pipe(Effect.provide(LanguageModel.layerTest([{ content: "{\"x\": 3}" }, { content: "{\"x\": 3, \"y\": 4}" }]))))
 })
+
+const llmChat = Effect.flatMap(LanguageModel, (llm) => llm.chat(ask("more?")))

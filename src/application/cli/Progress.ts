@@ -1,16 +1,26 @@
 /**
  * The CLI's output: one line per step, tool call and result as a run goes, with the
- * seconds since it began, so a long run shows where it is.
+ * seconds since it began, so a long run shows where it is; a step's tokens as it ends, and
+ * a last line with what the whole run spent (tokens, backend time, cost when priced).
  */
 import { Clock, Console, Effect } from "effect"
 import type { AgentEvent } from "../../domain/Agent.js"
 import type { ToolDefinition } from "../../domain/Tool.js"
+import * as Usage from "../../domain/Usage.js"
 import type { WorkflowEvent } from "../../domain/Workflow.js"
 
 const elapsed = (since: number) =>
   Effect.map(Clock.currentTimeMillis, (now) => `[${((now - since) / 1000).toFixed(1).padStart(5)}s]`)
 
 const line = (since: number, text: string) => Effect.flatMap(elapsed(since), (at) => Console.log(`${at} ${text}`))
+
+/** A step's tokens, after its line: `  [120+45 tok]`. */
+const tokens = (usage: Usage.Usage | undefined) =>
+  usage === undefined ? "" : `  [${usage.prompt}+${usage.completion} tok]`
+
+/** The run's spend, as its last line. */
+export const usageLine = (since: number, usage: Usage.Usage | undefined) =>
+  usage === undefined ? Effect.void : line(since, `usage  ${Usage.describe(usage)}`)
 
 const short = (value: unknown, max = 100) => {
   const text = typeof value === "string" ? value : JSON.stringify(value)
@@ -22,13 +32,16 @@ export const workflowEvent = (since: number) => (event: WorkflowEvent) => {
     case "NodeStarted":
       return line(since, `step ${event.step}  ${event.node} …`)
     case "NodeFinished":
-      return line(since, `step ${event.step}  ${event.node} done  ${short(event.update)}`)
+      return line(since, `step ${event.step}  ${event.node} done${tokens(event.usage)}  ${short(event.update)}`)
     case "CheckpointSaved":
       return line(since, `checkpoint ${event.step}${event.next.length > 0 ? `, next: ${event.next.join(", ")}` : ""}`)
     case "WorkflowFinished":
-      return line(since, `finished  ${short(event.state, 400)}`)
+      return Effect.zipRight(line(since, `finished  ${short(event.state, 400)}`), usageLine(since, event.usage))
     case "WorkflowFailed":
-      return line(since, `FAILED  ${event.error._tag}: ${event.error.message}`)
+      return Effect.zipRight(
+        line(since, `FAILED  ${event.error._tag}: ${event.error.message}`),
+        usageLine(since, event.usage)
+      )
     default:
       return Effect.void
   }
@@ -49,10 +62,18 @@ export const agentEvent = (since: number) => (event: AgentEvent) => {
         since,
         `  ${event.result.tool} ${event.result.status} ${short(event.result.output ?? event.result.error?.message)}`
       )
+    case "StepFinished":
+      return event.usage === undefined ? Effect.void : line(since, `step ${event.step} done${tokens(event.usage)}`)
     case "FinalAnswer":
-      return Effect.zipRight(line(since, "answer:"), Console.log(event.content))
+      return Effect.zipRight(
+        Effect.zipRight(line(since, "answer:"), Console.log(event.content)),
+        usageLine(since, event.usage)
+      )
     case "Failed":
-      return line(since, `FAILED  ${event.error._tag}: ${event.error.message}`)
+      return Effect.zipRight(
+        line(since, `FAILED  ${event.error._tag}: ${event.error.message}`),
+        usageLine(since, event.usage)
+      )
     default:
       return Effect.void
   }

@@ -5,6 +5,7 @@
  */
 import { HttpApiClient, HttpClient, HttpClientError } from "@effect/platform"
 import { Console, Data, Effect, Schema, Stream } from "effect"
+import * as Usage from "../../domain/Usage.js"
 import type { RunRecord } from "../../domain/Workflow.js"
 import { RunNotFound, WorkflowEvent } from "../../domain/Workflow.js"
 import { LoomApi } from "../http/Api.js"
@@ -49,10 +50,13 @@ export const list = (url: string, json: boolean) =>
     Effect.catchTags({ RequestError: unreachable(url) })
   )
 
+/** One run: its row, then what it spent. */
+const detail = (run: RunRecord) => Effect.zipRight(table([run]), Console.log(`usage  ${Usage.describe(run.usage)}`))
+
 export const show = (url: string, id: string, json: boolean) =>
   client(url).pipe(
     Effect.flatMap((api) => api.runs.get({ path: { id } })),
-    Effect.flatMap((run) => json ? printJson(run) : table([run])),
+    Effect.flatMap((run) => json ? printJson(run) : detail(run)),
     Effect.catchTags({ RequestError: unreachable(url) })
   )
 

@@ -6,6 +6,7 @@ import { Config, ConfigError, Duration, Either, Option } from "effect"
 import type { RetryPolicy } from "../../domain/RetryPolicy.js"
 import * as Retry from "../resilience/Retry.js"
 import * as Timeouts from "../resilience/Timeouts.js"
+import * as OllamaKeepAlive from "./OllamaKeepAlive.js"
 
 export type DeviceType = "auto" | "cpu" | "gpu"
 
@@ -28,6 +29,8 @@ export interface OllamaOptions {
   /** Failures in a row that open a host's breaker, and how long it stays open. */
   readonly breakerFailures: number
   readonly breakerResetTimeout: Duration.Duration
+  /** How long Ollama keeps each model loaded after a request (`OLLAMA_KEEP_ALIVE`, see OllamaKeepAlive). */
+  readonly keepAlive: OllamaKeepAlive.KeepAlive
 }
 
 export const defaults: OllamaOptions = {
@@ -44,7 +47,8 @@ export const defaults: OllamaOptions = {
   embedTimeout: Timeouts.defaults["llm.embed"],
   retry: Retry.defaultLlmPolicy,
   breakerFailures: 5,
-  breakerResetTimeout: Duration.seconds(10)
+  breakerResetTimeout: Duration.seconds(10),
+  keepAlive: OllamaKeepAlive.defaults
 }
 
 /** A comma-separated list of http(s) URLs, each checked. */
@@ -86,7 +90,8 @@ export const config: Config.Config<OllamaOptions> = Config.all({
   embedTimeout: Config.map(Timeouts.config, (table) => table["llm.embed"]),
   retry: Retry.config("LOOM_LLM_RETRY", defaults.retry),
   breakerFailures: positive("LOOM_LLM_BREAKER_FAILURES").pipe(Config.withDefault(defaults.breakerFailures)),
-  breakerResetTimeout: Config.duration("LOOM_LLM_BREAKER_RESET").pipe(Config.withDefault(defaults.breakerResetTimeout))
+  breakerResetTimeout: Config.duration("LOOM_LLM_BREAKER_RESET").pipe(Config.withDefault(defaults.breakerResetTimeout)),
+  keepAlive: OllamaKeepAlive.config("OLLAMA_KEEP_ALIVE").pipe(Config.withDefault(defaults.keepAlive))
 })
 
 /** Ollama `options` for the device strategy: CPU only, or every layer on the GPU, and a thread count. */

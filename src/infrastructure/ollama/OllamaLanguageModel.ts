@@ -4,25 +4,27 @@
  * Loom's; OllamaClient is the transport (with the deadline), and OllamaHosts places every
  * request (host choice, slot, breaker, retry on a fresh pick, metrics), so chat and
  * chatStream share all of it. A stream is retried only while it is being opened; closing it early, or
- * interrupting its reader, aborts its request and frees its host. Embeddings are batched
- * and cached (OllamaEmbeddings).
+ * interrupting its reader, aborts its request and frees its host. Replies become responses
+ * in OllamaChatReply (tool calls sent mid-stream or written as text included). Every chat
+ * and embed carries its model's keep-alive (OllamaKeepAlive); a request's `format` goes as
+ * Ollama's. Embeddings are batched and cached (OllamaEmbeddings).
  */
 import type { Scope } from "effect"
-import { Effect, Either, Layer, Metric, Stream } from "effect"
+import { Effect, Either, Layer, Stream } from "effect"
 import type { Message as WireMessage, Tool as WireTool } from "ollama"
 import type { ChatChunk, ChatRequest } from "../../domain/Chat.js"
-import { ChatResponse, ModelInfo, TokenUsage } from "../../domain/Chat.js"
+import { ModelInfo } from "../../domain/Chat.js"
 import type { LlmError } from "../../domain/LanguageModel.js"
 import { LanguageModel } from "../../domain/LanguageModel.js"
 import { LlmBadResponse } from "../../domain/LlmErrors.js"
-import * as MetricTags from "../resilience/MetricTags.js"
+import * as OllamaChatReply from "./OllamaChatReply.js"
 import type * as OllamaClient from "./OllamaClient.js"
 import type { OllamaOptions } from "./OllamaConfig.js"
 import * as OllamaConfig from "./OllamaConfig.js"
 import * as OllamaEmbeddings from "./OllamaEmbeddings.js"
 import * as OllamaHost from "./OllamaHost.js"
 import * as OllamaHosts from "./OllamaHosts.js"
-import { completionTokens, promptTokens } from "./OllamaMetrics.js"
+import * as OllamaKeepAlive from "./OllamaKeepAlive.js"
 import * as OllamaWire from "./OllamaWire.js"
 
 export { defaults } from "./OllamaConfig.js"
@@ -59,62 +61,24 @@ const chatOptions = (request: ChatRequest, device: Record<string, number>) => ({
 })
 
 /** The one body of a chat, streamed or not (the client sets `stream`). */
-const chatBody = (request: ChatRequest, device: Record<string, number>): OllamaClient.ChatBody => ({
+const chatBody = (
+  request: ChatRequest,
+  device: Record<string, number>,
+  keepAlive: OllamaKeepAlive.KeepAlive
+): OllamaClient.ChatBody => ({
   model: request.model,
   messages: wireMessages(request),
   tools: wireTools(request),
-  options: chatOptions(request, device)
+  options: chatOptions(request, device),
+  ...(request.format === undefined ? {} : { format: request.format }),
+  keep_alive: OllamaKeepAlive.wire(keepAlive, request.model, request.keepAlive)
 })
 
-const recordTokens = (response: ChatResponse) =>
-  Effect.zipRight(
-    Metric.incrementBy(MetricTags.tagged(promptTokens, { model: response.model }), response.usage.prompt),
-    Metric.incrementBy(MetricTags.tagged(completionTokens, { model: response.model }), response.usage.completion)
-  )
-
-const toResponse = (host: string, reply: OllamaWire.ChatReply, content: string) =>
-  Effect.map(OllamaWire.message(host, reply.message, content), (message) =>
-    // decoded already: skip re-validating on construction
-    new ChatResponse({
-      model: reply.model,
-      message,
-      usage: new TokenUsage({ prompt: reply.prompt_eval_count, completion: reply.eval_count }, true),
-      ...(reply.done_reason === undefined ? {} : { doneReason: reply.done_reason }),
-      host
-    }, true))
-
-/**
- * A streamed reply as chunks: a Delta per piece of text, then one Done with the whole
- * message (its tokens recorded); a reply that ends before its final part is LlmBadResponse.
- */
-const toChunks = (
-  host: string,
-  parts: Stream.Stream<OllamaWire.ChatReply, LlmError>
-): Stream.Stream<ChatChunk, LlmError> =>
-  Stream.suspend(() => {
-    let content = ""
-    let finished = false
-    const chunksOf = (reply: OllamaWire.ChatReply): Effect.Effect<ReadonlyArray<ChatChunk>, LlmError> => {
-      content += reply.message.content
-      const delta: ReadonlyArray<ChatChunk> = reply.message.content.length > 0
-        ? [{ _tag: "Delta", content: reply.message.content }]
-        : []
-      if (!reply.done) return Effect.succeed(delta)
-      finished = true
-      return toResponse(host, reply, content).pipe(
-        Effect.tap(recordTokens),
-        Effect.map((response): ReadonlyArray<ChatChunk> => [...delta, { _tag: "Done", response }])
-      )
-    }
-    return parts.pipe(
-      Stream.mapConcatEffect(chunksOf),
-      Stream.concat(Stream.suspend(() =>
-        finished
-          ? Stream.empty
-          : Stream.fail(new LlmBadResponse({ host, message: "the stream ended before its final chunk", raw: content }))
-      ))
-    )
-  })
+/** Who answers a request on `client`, and which tools a written tool call may name. */
+const origin = (client: OllamaClient.OllamaClient, request: ChatRequest): OllamaChatReply.Origin => ({
+  host: client.url,
+  offered: request.tools.map((tool) => tool.name)
+})
 
 /** The vectors of one batch, one per text. */
 const toVectors = (host: string, texts: ReadonlyArray<string>, reply: OllamaWire.EmbedReply) =>
@@ -164,7 +128,7 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
       request: ChatRequest,
       read: (client: OllamaClient.OllamaClient, body: OllamaClient.ChatBody) => Effect.Effect<A, LlmError, Scope.Scope>
     ) => {
-      const body = chatBody(request, device)
+      const body = chatBody(request, device, options.keepAlive)
       return hosts.run({ operation: "chat", model: request.model, open: (client) => read(client, body) })
     }
 
@@ -172,9 +136,8 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
       Effect.scoped(sendChat(request, (client, body) =>
         Effect.flatMap(
           client.chat(body, options.chatTimeout),
-          (reply) => toResponse(client.url, reply, reply.message.content)
+          (reply) => OllamaChatReply.whole(origin(client, request), reply)
         ))).pipe(
-          Effect.tap(recordTokens),
           Effect.withSpan("LanguageModel.chat", traced(request.model))
         )
 
@@ -183,7 +146,7 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
       Stream.unwrapScoped(
         sendChat(request, (client, body) =>
           Effect.map(client.chatStream(body, options.chatTimeout), (parts) =>
-            toChunks(client.url, parts)))
+            OllamaChatReply.streamed(origin(client, request), parts)))
       ).pipe(
         Stream.withSpan("LanguageModel.chatStream", traced(request.model))
       )
@@ -194,7 +157,10 @@ export const make = (options: OllamaOptions): Effect.Effect<LanguageModel["Type"
         model,
         open: (client) =>
           Effect.flatMap(
-            client.embed({ model, input: [...texts], options: device }, options.embedTimeout),
+            client.embed(
+              { model, input: [...texts], options: device, keep_alive: OllamaKeepAlive.wire(options.keepAlive, model) },
+              options.embedTimeout
+            ),
             (reply) => toVectors(client.url, texts, reply)
           )
       })).pipe(

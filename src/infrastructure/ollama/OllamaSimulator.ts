@@ -27,6 +27,14 @@ export interface Faults {
   readonly resetMidStream?: boolean
   /** Streaming only: wait this long between chunks. */
   readonly trickle?: Duration.DurationInput
+  /** Streaming only: send the tool calls in a chunk of their own before the final one, as recent Ollama does. */
+  readonly toolCallsMidStream?: boolean
+  /**
+   * The model writes its tool calls into its content as JSON instead, as small models do:
+   * `{"name": ..., "arguments": ...}` (`json`), the same in a ```json fence (`fenced`), or
+   * `{"tool": ..., "parameters": ...}` (`toolParameters`).
+   */
+  readonly toolCallsAsText?: "json" | "fenced" | "toolParameters"
 }
 
 /** A scripted answer: text, tool calls, or raw tool-call arguments (to test undecodable ones). */
@@ -67,7 +75,9 @@ const ChatBody = Schema.Struct({
   tools: Schema.optionalWith(Schema.Array(Schema.Struct({ function: Schema.Struct({ name: Schema.String }) })), {
     default: () => []
   }),
-  stream: Schema.optionalWith(Schema.Boolean, { default: () => true })
+  stream: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  /** `"json"` or a JSON Schema the reply must match; scripts decide whether it does. */
+  format: Schema.optional(Schema.Unknown)
 })
 
 /** The part of a chat request a script looks at. */
@@ -144,7 +154,51 @@ const delay = (fault: Faults) =>
 const notFound = (model: string) =>
   HttpServerResponse.unsafeJson({ error: `model "${model}" not found, try pulling it first` }, { status: 404 })
 
-/** A chat answer: one JSON body, or NDJSON chunks to stream (a word a chunk), with the route's faults. */
+/** The tool calls of a reply as Ollama sends them, if it has any. */
+const wireToolCalls = (reply: SimReply) =>
+  reply.toolCalls && reply.toolCalls.length > 0
+    ? { tool_calls: reply.toolCalls.map((call) => ({ function: { name: call.name, arguments: call.arguments } })) }
+    : {}
+
+/**
+ * The reply with its tool calls written into its content as JSON instead (the
+ * `toolCallsAsText` fault), spread over lines as models write it, so a stream sends it in pieces.
+ */
+const writtenAsText = (reply: SimReply, style: Faults["toolCallsAsText"]): SimReply => {
+  if (style === undefined || reply.toolCalls === undefined || reply.toolCalls.length === 0) return reply
+  const calls = reply.toolCalls.map((call) =>
+    style === "toolParameters"
+      ? { tool: call.name, parameters: call.arguments }
+      : { name: call.name, arguments: call.arguments }
+  )
+  const json = JSON.stringify(calls.length === 1 ? calls[0] : calls, null, 2)
+  return { content: style === "fenced" ? `\`\`\`json\n${json}\n\`\`\`` : json }
+}
+
+/** A streamed chat's NDJSON chunks: a word a chunk, the tool calls in the final chunk or (`toolCallsMidStream`) their own. */
+const streamChunks = (body: SimChatRequest, reply: SimReply, final: object, fault: Faults) => {
+  const part = (message: object) => ({
+    model: body.model,
+    created_at: new Date(0).toISOString(),
+    message: { role: "assistant", content: "", ...message },
+    done: false
+  })
+  const deltas = reply.content.split(/(?<= )/).filter((p) => p.length > 0).map((content) => part({ content }))
+  const calls = wireToolCalls(reply)
+  const midStream = fault.toolCallsMidStream && "tool_calls" in calls ? [part(calls)] : []
+  const last = { ...final, message: { role: "assistant", content: "", ...(midStream.length > 0 ? {} : calls) } }
+  let chunks = Stream.fromIterable([...deltas, ...midStream, last].map(line))
+  if (fault.malformed) {
+    chunks = Stream.fromIterable([...deltas.slice(0, 1).map(line), encoder.encode("{\"done\": tru\n"), line(last)])
+  }
+  if (fault.trickle !== undefined) {
+    const gap = fault.trickle
+    chunks = Stream.tap(chunks, () => Effect.sleep(gap))
+  }
+  return chunks
+}
+
+/** A chat answer: one JSON body, or NDJSON chunks to stream, with the route's faults. */
 const chat = (
   models: ReadonlyArray<string>,
   script: (request: SimChatRequest) => SimReply,
@@ -152,17 +206,8 @@ const chat = (
   fault: Faults
 ) => {
   if (!models.includes(body.model)) return Effect.succeed(notFound(body.model))
-  const reply = script(body)
+  const reply = writtenAsText(script(body), fault.toolCallsAsText)
   const promptTokens = body.messages.reduce((n, m) => n + tokens(m.content), 0)
-  const message = {
-    role: "assistant",
-    content: reply.content,
-    ...(reply.toolCalls && reply.toolCalls.length > 0
-      ? {
-        tool_calls: reply.toolCalls.map((call) => ({ function: { name: call.name, arguments: call.arguments } }))
-      }
-      : {})
-  }
   const final = {
     model: body.model,
     created_at: new Date(0).toISOString(),
@@ -175,30 +220,15 @@ const chat = (
     eval_count: tokens(reply.content) + (reply.toolCalls?.length ?? 0),
     eval_duration: 1
   }
-  if (!body.stream) {
-    return Effect.succeed(
-      fault.malformed
-        ? HttpServerResponse.text("{\"model\": \"broken", { contentType: "application/json" })
-        : HttpServerResponse.unsafeJson({ ...final, message })
-    )
-  }
-  const pieces = reply.content.split(/(?<= )/).filter((p) => p.length > 0)
-  const deltas = pieces.map((piece) => ({
-    model: body.model,
-    created_at: new Date(0).toISOString(),
-    message: { role: "assistant", content: piece },
-    done: false
-  }))
-  const last = { ...final, message: { ...message, content: "" } }
-  let chunks = Stream.fromIterable([...deltas.map(line), line(last)])
-  if (fault.malformed) {
-    chunks = Stream.fromIterable([...deltas.slice(0, 1).map(line), encoder.encode("{\"done\": tru\n"), line(last)])
-  }
-  if (fault.trickle !== undefined) {
-    const gap = fault.trickle
-    chunks = Stream.tap(chunks, () => Effect.sleep(gap))
-  }
-  return Effect.succeed(chunks)
+  if (body.stream) return Effect.succeed(streamChunks(body, reply, final, fault))
+  return Effect.succeed(
+    fault.malformed
+      ? HttpServerResponse.text("{\"model\": \"broken", { contentType: "application/json" })
+      : HttpServerResponse.unsafeJson({
+        ...final,
+        message: { role: "assistant", content: reply.content, ...wireToolCalls(reply) }
+      })
+  )
 }
 
 const tagsReply = (models: ReadonlyArray<string>) =>

@@ -3,12 +3,13 @@
  * checks nothing, so every reply is decoded here; a wrong shape is an `LlmBadResponse`.
  */
 import { Effect, ParseResult, Schema } from "effect"
-import { ChatMessage, LlmToolCall } from "../../domain/Chat.js"
+import { ChatMessage, LlmToolCall, TokenUsage } from "../../domain/Chat.js"
 import { LlmBadResponse } from "../../domain/LlmErrors.js"
 
 const WireToolCall = Schema.Struct({
   function: Schema.Struct({ name: Schema.String, arguments: Schema.Unknown })
 })
+export type WireToolCall = typeof WireToolCall.Type
 
 const WireMessage = Schema.Struct({
   role: Schema.optionalWith(Schema.String, { default: () => "assistant" }),
@@ -22,9 +23,23 @@ export const ChatReply = Schema.Struct({
   done: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   done_reason: Schema.optional(Schema.String),
   prompt_eval_count: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }),
-  eval_count: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 })
+  eval_count: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }),
+  /** Nanoseconds, on the final part only. */
+  total_duration: Schema.optional(Schema.NonNegative),
+  prompt_eval_duration: Schema.optional(Schema.NonNegative),
+  eval_duration: Schema.optional(Schema.NonNegative)
 })
 export type ChatReply = typeof ChatReply.Type
+
+/** A reply's token counts, and its durations in milliseconds where Ollama reported them (in nanoseconds). */
+export const usage = (reply: ChatReply): TokenUsage =>
+  new TokenUsage({
+    prompt: reply.prompt_eval_count,
+    completion: reply.eval_count,
+    ...(reply.total_duration === undefined ? {} : { totalMillis: reply.total_duration / 1e6 }),
+    ...(reply.prompt_eval_duration === undefined ? {} : { promptMillis: reply.prompt_eval_duration / 1e6 }),
+    ...(reply.eval_duration === undefined ? {} : { completionMillis: reply.eval_duration / 1e6 })
+  }, true)
 
 export const EmbedReply = Schema.Struct({
   embeddings: Schema.Array(Schema.Array(Schema.Number))
@@ -57,7 +72,7 @@ export const decode = <A, I>(schema: Schema.Schema<A, I>, host: string, what: st
   )
 
 /** A tool call's arguments must be a JSON object (some models send it as a JSON string). */
-export const toolCall = (host: string, call: typeof WireToolCall.Type): Effect.Effect<LlmToolCall, LlmBadResponse> => {
+export const toolCall = (host: string, call: WireToolCall): Effect.Effect<LlmToolCall, LlmBadResponse> => {
   const bad = (text: string) =>
     new LlmBadResponse({
       host,
@@ -77,9 +92,9 @@ export const toolCall = (host: string, call: typeof WireToolCall.Type): Effect.E
     : Effect.fail(bad(raw(call.function.arguments)))
 }
 
-/** The assistant message of a reply, with its tool calls checked. */
-export const message = (host: string, wire: typeof WireMessage.Type, content: string) =>
+/** The assistant message of a reply, with its tool calls (of every chunk, for a stream) checked. */
+export const message = (host: string, toolCalls: ReadonlyArray<WireToolCall>, content: string) =>
   Effect.map(
-    Effect.forEach(wire.tool_calls, (call) => toolCall(host, call)),
+    Effect.forEach(toolCalls, (call) => toolCall(host, call)),
     (toolCalls) => new ChatMessage({ role: "assistant", content, toolCalls }, true)
   )

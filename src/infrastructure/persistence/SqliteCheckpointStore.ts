@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { canMove, Checkpoint, CheckpointStore, PendingWrite } from "../../domain/CheckpointStore.js"
 import type { StoredEvent } from "../../domain/CheckpointStore.js"
+import { add, Usage } from "../../domain/Usage.js"
 import {
   CheckpointCorrupt,
   RunExists,
@@ -55,6 +56,17 @@ export const migrations = Migrator.fromRecord({
       event TEXT NOT NULL,
       PRIMARY KEY (thread_id, seq)
     )`
+  }),
+  // columns, not JSON, so spend can be summed across runs in SQL; NULL amounts were not reported
+  "0002_run_usage": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE runs ADD COLUMN calls INTEGER NOT NULL DEFAULT 0`
+    yield* sql`ALTER TABLE runs ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0`
+    yield* sql`ALTER TABLE runs ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0`
+    yield* sql`ALTER TABLE runs ADD COLUMN total_ms REAL`
+    yield* sql`ALTER TABLE runs ADD COLUMN prompt_ms REAL`
+    yield* sql`ALTER TABLE runs ADD COLUMN completion_ms REAL`
+    yield* sql`ALTER TABLE runs ADD COLUMN cost_usd REAL`
   })
 })
 
@@ -66,7 +78,27 @@ interface RunRow {
   readonly error: string | null
   readonly created_at: number
   readonly updated_at: number
+  readonly calls: number
+  readonly prompt_tokens: number
+  readonly completion_tokens: number
+  readonly total_ms: number | null
+  readonly prompt_ms: number | null
+  readonly completion_ms: number | null
+  readonly cost_usd: number | null
 }
+
+/** A run's usage as its row's columns. */
+const usageColumns = (usage: Usage) => ({
+  calls: usage.calls,
+  prompt_tokens: usage.prompt,
+  completion_tokens: usage.completion,
+  total_ms: usage.totalMillis ?? null,
+  prompt_ms: usage.promptMillis ?? null,
+  completion_ms: usage.completionMillis ?? null,
+  cost_usd: usage.costUsd ?? null
+})
+
+const Amount = Schema.NullOr(Schema.NonNegative)
 
 const RunRow = Schema.Struct({
   thread_id: ThreadId,
@@ -75,8 +107,26 @@ const RunRow = Schema.Struct({
   step: Schema.NonNegativeInt,
   error: Schema.NullOr(Schema.String),
   created_at: Schema.Number,
-  updated_at: Schema.Number
+  updated_at: Schema.Number,
+  calls: Schema.NonNegativeInt,
+  prompt_tokens: Schema.NonNegativeInt,
+  completion_tokens: Schema.NonNegativeInt,
+  total_ms: Amount,
+  prompt_ms: Amount,
+  completion_ms: Amount,
+  cost_usd: Amount
 })
+
+const usageOf = (row: typeof RunRow.Type) =>
+  new Usage({
+    calls: row.calls,
+    prompt: row.prompt_tokens,
+    completion: row.completion_tokens,
+    ...(row.total_ms === null ? {} : { totalMillis: row.total_ms }),
+    ...(row.prompt_ms === null ? {} : { promptMillis: row.prompt_ms }),
+    ...(row.completion_ms === null ? {} : { completionMillis: row.completion_ms }),
+    ...(row.cost_usd === null ? {} : { costUsd: row.cost_usd })
+  })
 
 const Json = Schema.parseJson()
 const EventJson = Schema.parseJson(WorkflowEvent)
@@ -97,7 +147,8 @@ const rows = (sql: SqlClient.SqlClient) => {
           step: r.step,
           ...(r.error === null ? {} : { error: r.error }),
           createdAt: r.created_at,
-          updatedAt: r.updated_at
+          updatedAt: r.updated_at,
+          usage: usageOf(r)
         })
       ),
       Effect.mapError(corrupt(threadId))
@@ -129,7 +180,11 @@ const rows = (sql: SqlClient.SqlClient) => {
 
   const touch = (
     threadId: string,
-    fields: { readonly status?: string; readonly step?: number; readonly error?: string | null }
+    fields: {
+      readonly status?: string
+      readonly step?: number
+      readonly error?: string | null
+    } & Partial<ReturnType<typeof usageColumns>>
   ) =>
     Effect.flatMap(
       Clock.currentTimeMillis,
@@ -202,6 +257,14 @@ export const make = Effect.gen(function*() {
       return true
     }).pipe(sql.withTransaction, Effect.orDie)
 
+  const addUsage: CheckpointStore["Type"]["addUsage"] = (threadId, usage) =>
+    Effect.gen(function*() {
+      const row = yield* findRun(threadId)
+      if (Option.isNone(row)) return
+      const run = yield* toRecord(threadId, row.value)
+      yield* touch(threadId, usageColumns(add(run.usage, usage)))
+    }).pipe(sql.withTransaction, Effect.orDie)
+
   const load: CheckpointStore["Type"]["load"] = (threadId) =>
     Effect.gen(function*() {
       const row = yield* findRun(threadId)
@@ -251,7 +314,17 @@ export const make = Effect.gen(function*() {
         ))
     })
 
-  return CheckpointStore.of({ create, saveWrite, saveCheckpoint, setStatus, load, getRun, listRuns, events })
+  return CheckpointStore.of({
+    create,
+    saveWrite,
+    saveCheckpoint,
+    setStatus,
+    addUsage,
+    load,
+    getRun,
+    listRuns,
+    events
+  })
 })
 
 /** The store over the SQLite file `filename` (its directory is created if missing). */

@@ -9,6 +9,7 @@ import { Effect, Schema } from "effect"
 import { ChatMessage, ChatRequest } from "../../../domain/Chat.js"
 import { LanguageModel } from "../../../domain/LanguageModel.js"
 import { toolCall } from "../../../domain/ToolCall.js"
+import * as UsageMeter from "../../../domain/UsageMeter.js"
 import { ToolExecutor } from "../../ToolExecutor.js"
 import * as Workflow from "../../Workflow.js"
 import * as RunTests from "./RunTests.js"
@@ -64,7 +65,8 @@ export interface Options {
 /** Builds the graph; needs a `LanguageModel` and a `ToolExecutor` whose registry has `RunTests.tool`. */
 export const make = (options: Options) =>
   Effect.gen(function*() {
-    const llm = yield* LanguageModel
+    // metered: each node's chats count towards its run's usage
+    const llm = UsageMeter.metered(yield* LanguageModel)
     const executor = yield* ToolExecutor
     const maxAttempts = options.maxAttempts ?? 3
 
