@@ -3,8 +3,6 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Either, Layer, Schema, Stream } from "effect"
-import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { AgentRuntime } from "../../src/application/AgentRuntime.js"
 import * as Runtime from "../../src/application/AgentRuntime.js"
@@ -27,6 +25,7 @@ import { ThreadId } from "../../src/domain/Workflow.js"
 import * as SqliteCheckpointStore from "../../src/infrastructure/persistence/SqliteCheckpointStore.js"
 import * as Timeouts from "../../src/infrastructure/resilience/Timeouts.js"
 import * as InMemoryToolRegistry from "../../src/infrastructure/tools/InMemoryToolRegistry.js"
+import { scratchDir } from "../support/Scratch.js"
 
 /*
  * The in-memory model counts a request's words as its prompt tokens and a reply's words
@@ -139,7 +138,7 @@ const total = { calls: 3, prompt: 18, completion: 7 }
 
 const collect = (events: Stream.Stream<WorkflowEvent>) => Effect.map(Stream.runCollect(events), Chunk.toReadonlyArray)
 
-const scratch = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "loom-usage-")), "loom.db")
+const scratch = () => path.join(scratchDir("loom-usage-"), "loom.db")
 
 /** The engine and runtime as the service builds them, prices from LOOM_PRICES, over `store`. */
 const services = (store: Layer.Layer<CheckpointStore>) =>

@@ -5,13 +5,13 @@
  */
 import { Effect, Metric, Option, Stream } from "effect"
 import type { ChatChunk } from "../../domain/Chat.js"
-import { ChatMessage, ChatResponse, TokenUsage } from "../../domain/Chat.js"
+import { ChatMessage, ChatResponse } from "../../domain/Chat.js"
 import type { LlmError } from "../../domain/LanguageModel.js"
 import { LlmBadResponse } from "../../domain/LlmErrors.js"
 import * as MetricTags from "../resilience/MetricTags.js"
 import { completionTokens, promptTokens } from "./OllamaMetrics.js"
 import type * as OllamaWire from "./OllamaWire.js"
-import { message } from "./OllamaWire.js"
+import { message, usage } from "./OllamaWire.js"
 import * as TextToolCall from "./TextToolCall.js"
 
 /** Who answered, and the names of the tools the request offered (the only ones a written call may name). */
@@ -47,7 +47,7 @@ const toResponse = (
       new ChatResponse({
         model: reply.model,
         message,
-        usage: new TokenUsage({ prompt: reply.prompt_eval_count, completion: reply.eval_count }, true),
+        usage: usage(reply),
         ...(reply.done_reason === undefined ? {} : { doneReason: reply.done_reason }),
         host: origin.host
       }, true)
