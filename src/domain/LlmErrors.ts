@@ -1,11 +1,13 @@
 /** What can go wrong talking to a language model; each error says which host and why. */
 import { Schema } from "effect"
 
-/** The host could not be reached, dropped the connection, or answered 5xx. Worth retrying elsewhere. */
+/** The host could not be reached, dropped the connection, or answered 5xx or 429. Worth retrying elsewhere. */
 export class LlmUnavailable extends Schema.TaggedError<LlmUnavailable>()("LlmUnavailable", {
   host: Schema.String,
   message: Schema.String,
-  status: Schema.optional(Schema.Int)
+  status: Schema.optional(Schema.Int),
+  /** The host's `Retry-After` (on a 429 or 503): no retry comes sooner. */
+  retryAfter: Schema.optional(Schema.DurationFromMillis)
 }) {}
 
 /** The host did not answer within the deadline; the request was aborted. */
@@ -26,7 +28,9 @@ export class LlmBadResponse extends Schema.TaggedError<LlmBadResponse>()("LlmBad
 /** The host does not have the model. */
 export class ModelNotFound extends Schema.TaggedError<ModelNotFound>()("ModelNotFound", {
   host: Schema.String,
-  model: Schema.String
+  model: Schema.String,
+  /** Every host asked, when none of them has it. */
+  hosts: Schema.optional(Schema.Array(Schema.String))
 }) {}
 
 /**

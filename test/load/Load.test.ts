@@ -1,6 +1,6 @@
 /**
- * Load held (`npm run test:load`): for 60 s runs are started faster than the service may
- * take them (`LOOM_MAX_RUNS`), with simulated LLM latency, while 200 SSE followers watch
+ * Load held (`npm run test:load`): for 60 s agent runs are started faster than the service
+ * may take them (`LOOM_MAX_RUNS`), with simulated LLM latency, while 200 SSE followers watch
  * the accepted runs and a prober reads `GET /v1/runs/:id`. Accepted runs all finish, the
  * rest get 429 with Retry-After, the followers are served, the reads stay fast and the
  * process's memory stays flat. The figures are printed for the README.
@@ -54,7 +54,11 @@ describe("load", () => {
 
         const starter = Effect.gen(function*() {
           while ((yield* elapsed) < seconds * 1000) {
-            const reply = yield* post(`${url}/v1/runs`, { kind: "workflow", name: "coding", input: "Write add(a, b)" })
+            const reply = yield* post(`${url}/v1/runs`, {
+              kind: "agent",
+              name: "assistant",
+              input: "use weather {\"city\": \"Oslo\"}"
+            })
             if (reply.status === 202) {
               const id = (reply.body as { threadId: string }).threadId
               yield* Ref.update(accepted, (ids) => [...ids, id])

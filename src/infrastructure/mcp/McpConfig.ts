@@ -6,21 +6,27 @@
  */
 import { Config, Effect, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
+import { RateFromString } from "../resilience/RateLimit.js"
 
 /** Server names prefix their tools (`name.tool`), so they keep to tool-name characters. */
 const ServerName = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/))
+
+/** Tool calls allowed to the server, e.g. `"rateLimit": "10/second"` or `"100/minute"` (default: no limit). */
+const rateLimit = Schema.optional(RateFromString)
 
 export class StdioServer extends Schema.Class<StdioServer>("StdioServer")({
   name: ServerName,
   command: Schema.NonEmptyString,
   args: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
   env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) }),
-  cwd: Schema.optional(Schema.String)
+  cwd: Schema.optional(Schema.String),
+  rateLimit
 }) {}
 
 export class HttpServer extends Schema.Class<HttpServer>("HttpServer")({
   name: ServerName,
-  url: Schema.String.pipe(Schema.pattern(/^https?:\/\//))
+  url: Schema.String.pipe(Schema.pattern(/^https?:\/\//)),
+  rateLimit
 }) {}
 
 export const ServerSpec = Schema.Union(StdioServer, HttpServer)

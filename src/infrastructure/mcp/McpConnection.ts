@@ -4,7 +4,9 @@
  * a Schedule; closing the scope closes the session (and stops a stdio server). Every
  * request goes through the server's CircuitBreaker with an Effect deadline (the SDK's
  * own timeout is switched off) and an AbortSignal, so an interrupted call is cancelled
- * on the server too. Replies are decoded with `McpWire`.
+ * on the server too. Replies are decoded with `McpWire`. A server with a `rateLimit` has
+ * its tool calls spaced to it: a call over the limit waits its turn (outside its deadline)
+ * rather than being refused; listings, cached by the connector, are not counted.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
@@ -16,6 +18,7 @@ import { Deferred, Effect, FiberSet, Metric, Option, PubSub, Schedule, Schema, S
 import type { CircuitOpen, Timeout } from "../../domain/Errors.js"
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
 import * as MetricTags from "../resilience/MetricTags.js"
+import * as RateLimit from "../resilience/RateLimit.js"
 import * as Timeouts from "../resilience/Timeouts.js"
 import type { ServerSpec } from "./McpConfig.js"
 import { StdioServer } from "./McpConfig.js"
@@ -123,6 +126,15 @@ const connectedSession = (
     })
   )
 
+/** Runs a call once the server's rate limit lets it, when it has one. */
+const rateLimited = (server: string, rate: RateLimit.Rate | undefined) =>
+  rate === undefined
+    ? Effect.succeed(<A, E>(self: Effect.Effect<A, E>) => self)
+    : Effect.map(
+      RateLimit.make,
+      (limiter) => <A, E>(self: Effect.Effect<A, E>) => Effect.zipRight(limiter.take(`mcp:${server}`, rate), self)
+    )
+
 /** A server's breaker: only unavailability and deadlines count against it, not its answers. */
 const breakerFor = (server: string, options: Options["breaker"]) =>
   CircuitBreaker.make<Exclude<RequestError, CircuitOpen>>({
@@ -146,6 +158,7 @@ export const make = (options: Options) =>
     const failure = failureOf(name)
 
     const breaker = yield* breakerFor(name, options.breaker)
+    const admitted = yield* rateLimited(name, options.spec.rateLimit)
 
     /** One session: connect, publish it, wait for the connection to die; closed on the way out. */
     const once = Effect.scoped(Effect.gen(function*() {
@@ -225,6 +238,7 @@ export const make = (options: Options) =>
       }).pipe(
         Effect.flatMap(decode(CallToolResult)),
         Timeouts.within(`mcp.call:${name}.${tool}`, options.callTimeout),
+        admitted,
         breaker.protect,
         Effect.withSpan("McpConnection.call", {
           attributes: { "loom.mcp.server": name, "loom.tool": tool },

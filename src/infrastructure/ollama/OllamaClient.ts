@@ -56,8 +56,16 @@ export const toLlmError = (host: string, model: string) => (error: unknown): Tra
   }
   if (error instanceof OllamaFetch.ErrorReply) {
     if (error.status === 404 && /not found/i.test(error.message)) return new ModelNotFound({ host, model })
-    if (error.status < 500) return new LlmBadResponse({ host, message: error.message, raw: error.message })
-    return new LlmUnavailable({ host, message: error.message, status: error.status })
+    // 429 is the host asking for time, as a 503 does: transient, not a bad request
+    if (error.status < 500 && error.status !== 429) {
+      return new LlmBadResponse({ host, message: error.message, raw: error.message })
+    }
+    return new LlmUnavailable({
+      host,
+      message: error.message,
+      status: error.status,
+      ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter })
+    })
   }
   const message = error instanceof Error ? error.message : String(error)
   const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : ""
@@ -112,9 +120,12 @@ const openChatStream = (url: string, connect: Connect, body: ChatBody, timeout: 
   })
 
 export const make = (options: Options): Effect.Effect<OllamaClient, never, Scope.Scope> =>
-  Effect.map(agent(options), (pool) => {
+  Effect.zipWith(agent(options), Effect.clock, (pool, clock) => {
     const url = options.url
-    const connect: Connect = (signal) => new Ollama({ host: url, fetch: OllamaFetch.make(pool, signal) })
+    const now = () => clock.unsafeCurrentTimeMillis()
+    const connect: Connect = (signal) => new Ollama({ host: url, fetch: OllamaFetch.make(pool, signal, now) })
+    const connectOnce: Connect = (signal) =>
+      new Ollama({ host: url, fetch: OllamaFetch.make(pool, signal, now), headers: { connection: "close" } })
     return {
       url,
       chat: (body, timeout) =>
@@ -127,7 +138,7 @@ export const make = (options: Options): Effect.Effect<OllamaClient, never, Scope
           Effect.flatMap(OllamaWire.decode(OllamaWire.EmbedReply, url, "embed reply"))
         ),
       list: (timeout) =>
-        send(url, "tags", "*", timeout, (signal) => connect(signal).list()).pipe(
+        send(url, "tags", "*", timeout, (signal) => connectOnce(signal).list()).pipe(
           Effect.flatMap(OllamaWire.decode(OllamaWire.TagsReply, url, "model list"))
         )
     }

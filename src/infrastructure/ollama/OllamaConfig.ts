@@ -7,6 +7,7 @@ import type { RetryPolicy } from "../../domain/RetryPolicy.js"
 import * as Retry from "../resilience/Retry.js"
 import * as Timeouts from "../resilience/Timeouts.js"
 import * as OllamaKeepAlive from "./OllamaKeepAlive.js"
+import * as OllamaRateLimits from "./OllamaRateLimits.js"
 
 export type DeviceType = "auto" | "cpu" | "gpu"
 
@@ -31,6 +32,12 @@ export interface OllamaOptions {
   readonly breakerResetTimeout: Duration.Duration
   /** How long Ollama keeps each model loaded after a request (`OLLAMA_KEEP_ALIVE`, see OllamaKeepAlive). */
   readonly keepAlive: OllamaKeepAlive.KeepAlive
+  /** Each host's request and token budgets (`OLLAMA_RATE_LIMIT`, see OllamaRateLimits); none by default. */
+  readonly rateLimit: OllamaRateLimits.Limits
+  /** Budgets per model, shared by all hosts (`OLLAMA_MODEL_RATE_LIMIT`); none by default. */
+  readonly modelRateLimits: ReadonlyMap<string, OllamaRateLimits.Limits>
+  /** How long a host's model listing is trusted for routing (`OLLAMA_MODELS_TTL`, see OllamaModels). */
+  readonly modelsTtl: Duration.Duration
 }
 
 export const defaults: OllamaOptions = {
@@ -48,7 +55,10 @@ export const defaults: OllamaOptions = {
   retry: Retry.defaultLlmPolicy,
   breakerFailures: 5,
   breakerResetTimeout: Duration.seconds(10),
-  keepAlive: OllamaKeepAlive.defaults
+  keepAlive: OllamaKeepAlive.defaults,
+  rateLimit: OllamaRateLimits.unlimited,
+  modelRateLimits: new Map(),
+  modelsTtl: Duration.minutes(1)
 }
 
 /** A comma-separated list of http(s) URLs, each checked. */
@@ -91,7 +101,15 @@ export const config: Config.Config<OllamaOptions> = Config.all({
   retry: Retry.config("LOOM_LLM_RETRY", defaults.retry),
   breakerFailures: positive("LOOM_LLM_BREAKER_FAILURES").pipe(Config.withDefault(defaults.breakerFailures)),
   breakerResetTimeout: Config.duration("LOOM_LLM_BREAKER_RESET").pipe(Config.withDefault(defaults.breakerResetTimeout)),
-  keepAlive: OllamaKeepAlive.config("OLLAMA_KEEP_ALIVE").pipe(Config.withDefault(defaults.keepAlive))
+  keepAlive: OllamaKeepAlive.config("OLLAMA_KEEP_ALIVE").pipe(Config.withDefault(defaults.keepAlive)),
+  rateLimit: OllamaRateLimits.hostConfig("OLLAMA_RATE_LIMIT").pipe(Config.withDefault(defaults.rateLimit)),
+  modelRateLimits: OllamaRateLimits.modelConfig("OLLAMA_MODEL_RATE_LIMIT").pipe(
+    Config.withDefault(defaults.modelRateLimits)
+  ),
+  modelsTtl: Config.duration("OLLAMA_MODELS_TTL").pipe(
+    Config.validate({ message: "must be longer than zero", validation: (ttl) => Duration.greaterThan(ttl, Duration.zero) }),
+    Config.withDefault(defaults.modelsTtl)
+  )
 })
 
 /** Ollama `options` for the device strategy: CPU only, or every layer on the GPU, and a thread count. */

@@ -1,8 +1,9 @@
 /**
  * One Ollama host as the balancer sees it: its client, a semaphore sized to its parallel
  * slots, its circuit breaker, and how many calls it has outstanding. An attempt on a host
- * is where a request holds a slot, runs under the breaker and is measured: in one place,
- * so a chat and a streamed chat get the same.
+ * is where a request is measured, runs under the breaker and, through the gated client
+ * (OllamaGate), waits for its rate budgets and holds a slot: in one place, so a chat and a
+ * streamed chat get the same.
  */
 import type { Duration, Exit, Scope } from "effect"
 import { Cause, Clock, Effect, Metric, Option, Schema } from "effect"
@@ -12,11 +13,16 @@ import { LlmBadResponse, LlmTimeout, LlmUnavailable, ModelNotFound } from "../..
 import * as CircuitBreaker from "../resilience/CircuitBreaker.js"
 import * as MetricTags from "../resilience/MetricTags.js"
 import * as OllamaClient from "./OllamaClient.js"
+import * as OllamaGate from "./OllamaGate.js"
 import { duration, inFlight, requests } from "./OllamaMetrics.js"
+import * as OllamaRateLimits from "./OllamaRateLimits.js"
 
 export interface OllamaHost {
   readonly url: string
+  /** The bare transport: no budget, no slot. */
   readonly client: OllamaClient.OllamaClient
+  /** What requests are given: their rate budgets, then a slot, then the transport. */
+  readonly gated: OllamaClient.OllamaClient
   readonly semaphore: Effect.Semaphore
   readonly breaker: CircuitBreaker.CircuitBreaker<LlmError>
   /** Calls started and not yet finished, waiting for a slot included. */
@@ -30,6 +36,8 @@ export interface Options {
   /** Failures in a row that open the breaker, and how long it stays open. */
   readonly breakerFailures: number
   readonly breakerResetTimeout: Duration.Duration
+  /** The rate budgets requests draw on, shared by the hosts (default: none). */
+  readonly limits?: OllamaRateLimits.OllamaRateLimits
 }
 
 /** One request for an attempt: its operation and model label the metrics; `open` sends it and reads the reply. */
@@ -44,6 +52,12 @@ export interface Request<A> {
 export const countsAgainstHost = (error: LlmError): boolean =>
   error._tag === "LlmUnavailable" || error._tag === "LlmTimeout" || error._tag === "LlmBadResponse"
 
+/** One of the host's parallel slots until the scope closes; waiting for it can be interrupted. */
+const slot = (semaphore: Effect.Semaphore): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.zipRight(restore(semaphore.take(1)), Effect.addFinalizer(() => semaphore.release(1)))
+  )
+
 export const make = (options: Options): Effect.Effect<OllamaHost, never, Scope.Scope> =>
   Effect.gen(function*() {
     const client = yield* OllamaClient.make(options)
@@ -54,7 +68,8 @@ export const make = (options: Options): Effect.Effect<OllamaHost, never, Scope.S
       resetTimeout: options.breakerResetTimeout,
       isFailure: countsAgainstHost
     })
-    return { url: options.url, client, semaphore, breaker, outstanding: 0 }
+    const gated = OllamaGate.make(client, slot(semaphore), options.limits ?? OllamaRateLimits.none)
+    return { url: options.url, client, gated, semaphore, breaker, outstanding: 0 }
   })
 
 const isLlmError = Schema.is(Schema.Union(LlmUnavailable, LlmTimeout, LlmBadResponse, ModelNotFound, CircuitOpen))
@@ -87,19 +102,11 @@ const track = (host: OllamaHost, request: Request<unknown>): Effect.Effect<void,
   ).pipe(Effect.asVoid)
 }
 
-/** One of the host's parallel slots until the scope closes; waiting for it can be interrupted. */
-const slot = (host: OllamaHost): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.zipRight(restore(host.semaphore.take(1)), Effect.addFinalizer(() => host.semaphore.release(1)))
-  )
-
 /**
- * One attempt on one host: outstanding and in flight, then a slot, then the request under
- * the breaker. What the attempt holds is held until the scope closes: at once for a reply
- * read whole, when its reader is done for a stream.
+ * One attempt on one host: outstanding and in flight, then the request under the breaker,
+ * given the gated client (budgets, then a slot). What the attempt holds is held until the
+ * scope closes: at once for a reply read whole, when its reader is done for a stream. A
+ * half-open breaker's probe waits for its budget and slot like any request.
  */
 export const attempt = <A>(host: OllamaHost, request: Request<A>): Effect.Effect<A, LlmError, Scope.Scope> =>
-  track(host, request).pipe(
-    Effect.zipRight(slot(host)),
-    Effect.zipRight(host.breaker.protect(request.open(host.client)))
-  )
+  Effect.zipRight(track(host, request), host.breaker.protect(request.open(host.gated)))

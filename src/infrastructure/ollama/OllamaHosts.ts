@@ -1,23 +1,28 @@
 /**
- * The hosts a language model balances over. A request goes to the usable host with the
- * fewest calls outstanding (ties round-robin), skipping hosts whose breaker is open, and
- * is retried on a fresh pick for transient errors. Kept apart from the model so that
- * every request, streamed or not, is placed and retried the same way.
+ * The hosts a language model balances over. A request goes only to hosts that have its
+ * model (OllamaModels), and among them to the usable host with the fewest calls
+ * outstanding (ties round-robin), skipping hosts whose breaker is open; it is retried on
+ * a fresh pick for transient errors, no sooner than a host's `Retry-After`. The hosts
+ * share the rate budgets (OllamaRateLimits). Kept apart from the model so that every
+ * request, streamed or not, is placed and retried the same way.
  */
-import { Clock, Duration, Effect, Either, ExecutionStrategy, Exit, Ref, Scope } from "effect"
+import { Clock, Duration, Effect, Either, ExecutionStrategy, Exit, Option, Ref, Scope } from "effect"
 import { CircuitOpen } from "../../domain/Errors.js"
 import type { LlmError } from "../../domain/LanguageModel.js"
 import type { BreakerState } from "../resilience/BreakerState.js"
-import * as Retry from "../resilience/Retry.js"
+import * as RetryAfter from "../resilience/RetryAfter.js"
 import type { OllamaOptions } from "./OllamaConfig.js"
 import * as OllamaHost from "./OllamaHost.js"
+import * as OllamaModels from "./OllamaModels.js"
+import * as OllamaRateLimits from "./OllamaRateLimits.js"
 
 export interface OllamaHosts {
   readonly all: ReadonlyArray<OllamaHost.OllamaHost>
-  /** The host for the next request; `CircuitOpen` when every breaker is open. */
+  /** The host for the next request, whatever its model; `CircuitOpen` when every breaker is open. */
   readonly pick: Effect.Effect<OllamaHost.OllamaHost, CircuitOpen>
   /**
-   * `request` on the best host, retried on a fresh pick for transient errors. A failed
+   * `request` on the best host that has its model (`ModelNotFound`, naming every host, when
+   * none has), retried on a fresh pick for transient errors. A failed
    * attempt frees its slot before the next; the one that succeeds holds its slot (and a
    * stream its request) until the scope closes.
    */
@@ -26,11 +31,23 @@ export interface OllamaHosts {
 
 export type Options = Pick<
   OllamaOptions,
-  "hosts" | "numParallel" | "maxConnections" | "breakerFailures" | "breakerResetTimeout" | "retry"
+  | "hosts"
+  | "numParallel"
+  | "maxConnections"
+  | "breakerFailures"
+  | "breakerResetTimeout"
+  | "retry"
+  | "rateLimit"
+  | "modelRateLimits"
+  | "modelsTtl"
 >
 
-/** Errors another attempt may not meet: the host was unreachable or slow. */
+/** Errors another attempt may not meet: the host was unreachable, slow, or busy (5xx, 429). */
 export const isTransient = (error: LlmError): boolean => error._tag === "LlmUnavailable" || error._tag === "LlmTimeout"
+
+/** How long the host asked to be left alone before the next attempt. */
+export const retryAfter = (error: LlmError): Option.Option<Duration.Duration> =>
+  error._tag === "LlmUnavailable" ? Option.fromNullable(error.retryAfter) : Option.none()
 
 /**
  * The usable host with the fewest calls outstanding, looking from `start` so that ties go
@@ -76,18 +93,27 @@ const closedOnFailure = <A, E>(self: Effect.Effect<A, E, Scope.Scope>): Effect.E
 
 export const make = (options: Options): Effect.Effect<OllamaHosts, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const all = yield* Effect.forEach(options.hosts, (url) => OllamaHost.make({ ...options, url }))
+    const limits = yield* OllamaRateLimits.make(options)
+    const all = yield* Effect.forEach(options.hosts, (url) => OllamaHost.make({ ...options, url, limits }))
+    const models = yield* OllamaModels.make(all.map((host) => host.client), options)
     const turn = yield* Ref.make(0)
-    const retry = Retry.schedule<LlmError>(options.retry, isTransient)
-    const pick = Effect.gen(function*() {
-      const states = yield* Effect.forEach(all, (host) => host.breaker.snapshot)
-      const start = yield* Ref.updateAndGet(turn, (n) => (n + 1) % all.length)
-      return yield* choose(all, states, start, yield* Clock.currentTimeMillis)
-    })
+    const retry = RetryAfter.schedule<LlmError>(options.retry, isTransient, retryAfter)
+    const pickAmong = (hosts: ReadonlyArray<OllamaHost.OllamaHost>) =>
+      Effect.gen(function*() {
+        const states = yield* Effect.forEach(hosts, (host) => host.breaker.snapshot)
+        const start = (yield* Ref.updateAndGet(turn, (n) => n + 1)) % hosts.length
+        return yield* choose(hosts, states, start, yield* Clock.currentTimeMillis)
+      })
+    const pickFor = (model: string) =>
+      Effect.flatMap(models.eligible(model), (urls) => pickAmong(all.filter((host) => urls.includes(host.url))))
+    /** A host that answers it lacks a model it listed is asked for its listing again. */
+    const attempt = <A>(host: OllamaHost.OllamaHost, request: OllamaHost.Request<A>) =>
+      closedOnFailure(OllamaHost.attempt(host, request)).pipe(
+        Effect.tapErrorTag("ModelNotFound", () => models.forget(host.url))
+      )
     return {
       all,
-      pick,
-      run: (request) =>
-        Effect.retry(Effect.flatMap(pick, (host) => closedOnFailure(OllamaHost.attempt(host, request))), retry)
+      pick: pickAmong(all),
+      run: (request) => Effect.retry(Effect.flatMap(pickFor(request.model), (host) => attempt(host, request)), retry)
     }
   })

@@ -19,6 +19,8 @@ export interface Faults {
   /** Fraction of requests (0..1) answered with `status` (default 500). */
   readonly errorRate?: number
   readonly status?: number
+  /** Sent as `Retry-After` with those errors: delay-seconds, or the header's text as is (an HTTP date). */
+  readonly retryAfter?: number | string
   /** Never answer. */
   readonly hang?: boolean
   /** Answer `200` with a body that is not JSON (for streams: one broken NDJSON line). */
@@ -284,7 +286,10 @@ export const make = (options: Options = {}) =>
       yield* delay(fault)
       if (fault.hang) return yield* Effect.never
       if (fault.errorRate !== undefined && (yield* Random.next) < fault.errorRate) {
-        return HttpServerResponse.unsafeJson({ error: "simulated failure" }, { status: fault.status ?? 500 })
+        return HttpServerResponse.unsafeJson({ error: "simulated failure" }, {
+          status: fault.status ?? 500,
+          ...(fault.retryAfter === undefined ? {} : { headers: { "retry-after": String(fault.retryAfter) } })
+        })
       }
       switch (route) {
         case "version":
