@@ -6,7 +6,7 @@
  * resumed. At most `maxRuns` run at once; more are refused with QueueFull.
  */
 import type { Duration, Scope } from "effect"
-import { Context, Deferred, Effect, FiberMap, Layer, Option, Schema, Stream } from "effect"
+import { Context, Deferred, Effect, FiberMap, Layer, Option, Schema, Stream, SubscriptionRef } from "effect"
 import * as Crypto from "node:crypto"
 import { CheckpointStore } from "../domain/CheckpointStore.js"
 import type { StoredEvent } from "../domain/CheckpointStore.js"
@@ -80,6 +80,25 @@ const kindOf = (options: Options, request: RunRequest): Effect.Effect<RunKind, U
     : Effect.succeed(kind)
 }
 
+/**
+ * Waits for a run's next event: a run live here bumps its version, so its followers cost
+ * nothing while it is quiet (read again at least every second, in case an event was
+ * stored after it was announced); a run elsewhere (another process) is polled.
+ */
+const news = (
+  live: SubscriptionRef.SubscriptionRef<number> | undefined,
+  seen: number | undefined,
+  pollEvery: Duration.DurationInput
+) =>
+  live === undefined
+    ? Effect.sleep(pollEvery)
+    : live.changes.pipe(
+      Stream.filter((version) => version !== seen),
+      Stream.runHead,
+      Effect.timeout("1 second"),
+      Effect.ignore
+    )
+
 /** The runs of a service: start, inspect, follow and cancel them; resume the ones a restart cut off. */
 export interface Service {
   /** Starts a run in the background; answers once it has begun, with its thread id. */
@@ -103,16 +122,23 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     const shutdown = yield* ShuttingDown
 
     /** Runs `events` in the background; resolves once the run has begun (or failed to). */
+    /** Per run live in this process: bumped on each of its events, so followers wait instead of polling. */
+    const versions = new Map<string, SubscriptionRef.SubscriptionRef<number>>()
+    const bump = (ref: SubscriptionRef.SubscriptionRef<number>) => SubscriptionRef.update(ref, (n) => n + 1)
+
     const launch = (threadId: string, events: Stream.Stream<WorkflowEvent>) =>
       Effect.gen(function*() {
         const begun = yield* Deferred.make<WorkflowEvent | undefined>()
+        const version = yield* SubscriptionRef.make(0)
+        versions.set(threadId, version)
         yield* FiberMap.run(
           runs,
           threadId,
           events.pipe(
-            Stream.tap((event) => Deferred.succeed(begun, event)),
+            Stream.tap((event) => Effect.zipRight(Deferred.succeed(begun, event), bump(version))),
             Stream.runDrain,
-            Effect.ensuring(Deferred.succeed(begun, undefined))
+            Effect.ensuring(Effect.zipRight(Deferred.succeed(begun, undefined), bump(version))),
+            Effect.ensuring(Effect.sync(() => versions.delete(threadId)))
           ),
           { onlyIfMissing: true }
         )
@@ -158,11 +184,13 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       const threadId = ThreadId.make(id)
       return Stream.paginateEffect({ after }, (cursor) =>
         Effect.gen(function*() {
+          const live = versions.get(id)
+          const seen = live === undefined ? undefined : yield* SubscriptionRef.get(live)
           const run = yield* store.getRun(threadId)
           const events = yield* store.events(threadId, cursor.after)
           const last = events[events.length - 1]
           if (ended(run) || events.some((e) => isTerminal(e.event))) return [events, Option.none()] as const
-          if (events.length === 0) yield* Effect.sleep(options.followEvery ?? "100 millis")
+          if (events.length === 0) yield* news(live, seen, options.followEvery ?? "100 millis")
           return [events, Option.some({ after: last?.seq ?? cursor.after })] as const
         })).pipe(
           Stream.flattenIterables,
