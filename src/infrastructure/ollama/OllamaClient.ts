@@ -124,8 +124,6 @@ export const make = (options: Options): Effect.Effect<OllamaClient, never, Scope
     const url = options.url
     const now = () => clock.unsafeCurrentTimeMillis()
     const connect: Connect = (signal) => new Ollama({ host: url, fetch: OllamaFetch.make(pool, signal, now) })
-    const connectOnce: Connect = (signal) =>
-      new Ollama({ host: url, fetch: OllamaFetch.make(pool, signal, now), headers: { connection: "close" } })
     return {
       url,
       chat: (body, timeout) =>
@@ -138,7 +136,7 @@ export const make = (options: Options): Effect.Effect<OllamaClient, never, Scope
           Effect.flatMap(OllamaWire.decode(OllamaWire.EmbedReply, url, "embed reply"))
         ),
       list: (timeout) =>
-        send(url, "tags", "*", timeout, (signal) => connectOnce(signal).list()).pipe(
+        send(url, "tags", "*", timeout, (signal) => connect(signal).list()).pipe(
           Effect.flatMap(OllamaWire.decode(OllamaWire.TagsReply, url, "model list"))
         )
     }

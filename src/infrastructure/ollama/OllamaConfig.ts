@@ -107,7 +107,10 @@ export const config: Config.Config<OllamaOptions> = Config.all({
     Config.withDefault(defaults.modelRateLimits)
   ),
   modelsTtl: Config.duration("OLLAMA_MODELS_TTL").pipe(
-    Config.validate({ message: "must be longer than zero", validation: (ttl) => Duration.greaterThan(ttl, Duration.zero) }),
+    Config.validate({
+      message: "must be longer than zero",
+      validation: (ttl) => Duration.greaterThan(ttl, Duration.zero)
+    }),
     Config.withDefault(defaults.modelsTtl)
   )
 })

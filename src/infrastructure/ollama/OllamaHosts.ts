@@ -9,6 +9,7 @@
 import { Clock, Duration, Effect, Either, ExecutionStrategy, Exit, Option, Ref, Scope } from "effect"
 import { CircuitOpen } from "../../domain/Errors.js"
 import type { LlmError } from "../../domain/LanguageModel.js"
+import type { ModelNotFound } from "../../domain/LlmErrors.js"
 import type { BreakerState } from "../resilience/BreakerState.js"
 import * as RetryAfter from "../resilience/RetryAfter.js"
 import type { OllamaOptions } from "./OllamaConfig.js"
@@ -22,7 +23,8 @@ export interface OllamaHosts {
   readonly pick: Effect.Effect<OllamaHost.OllamaHost, CircuitOpen>
   /**
    * `request` on the best host that has its model (`ModelNotFound`, naming every host, when
-   * none has), retried on a fresh pick for transient errors. A failed
+   * none has; passed on to the next when a host turns out not to have it), retried on a
+   * fresh pick for transient errors. A failed
    * attempt frees its slot before the next; the one that succeeds holds its slot (and a
    * stream its request) until the scope closes.
    */
@@ -104,16 +106,35 @@ export const make = (options: Options): Effect.Effect<OllamaHosts, never, Scope.
         const start = (yield* Ref.updateAndGet(turn, (n) => n + 1)) % hosts.length
         return yield* choose(hosts, states, start, yield* Clock.currentTimeMillis)
       })
-    const pickFor = (model: string) =>
-      Effect.flatMap(models.eligible(model), (urls) => pickAmong(all.filter((host) => urls.includes(host.url))))
-    /** A host that answers it lacks a model it listed is asked for its listing again. */
-    const attempt = <A>(host: OllamaHost.OllamaHost, request: OllamaHost.Request<A>) =>
-      closedOnFailure(OllamaHost.attempt(host, request)).pipe(
-        Effect.tapErrorTag("ModelNotFound", () => models.forget(host.url))
+    /** The best host that may have `model`, but for those that already answered they lack it. */
+    const pickFor = (model: string, lacking: ReadonlySet<string>) =>
+      Effect.flatMap(
+        models.eligible(model),
+        (urls): Effect.Effect<OllamaHost.OllamaHost, ModelNotFound | CircuitOpen> => {
+          const serving = all.filter((host) => urls.includes(host.url) && !lacking.has(host.url))
+          return serving.length > 0 ? pickAmong(serving) : Effect.fail(models.notFound(model))
+        }
       )
+    /**
+     * `request` on a host that may have its model. When one answers that it lacks the model
+     * after all (its listing was stale, or unknown), the request goes on to the next that
+     * may have it: nothing ran, so this is routing, not a retry.
+     */
+    const routed = <A>(
+      request: OllamaHost.Request<A>,
+      lacking: ReadonlySet<string>
+    ): Effect.Effect<A, LlmError, Scope.Scope> =>
+      Effect.flatMap(pickFor(request.model, lacking), (host) =>
+        closedOnFailure(OllamaHost.attempt(host, request)).pipe(
+          Effect.catchTag(
+            "ModelNotFound",
+            () =>
+              Effect.zipRight(models.lacks(host.url, request.model), routed(request, new Set([...lacking, host.url])))
+          )
+        ))
     return {
       all,
       pick: pickAmong(all),
-      run: (request) => Effect.retry(Effect.flatMap(pickFor(request.model), (host) => attempt(host, request)), retry)
+      run: (request) => Effect.retry(routed(request, new Set()), retry)
     }
   })
