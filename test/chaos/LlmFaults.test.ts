@@ -5,7 +5,7 @@
  * hang), and once the faults stop the host's breaker lets calls through again.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Layer, Random, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Random, Schema } from "effect"
 import { AgentRuntime } from "../../src/application/AgentRuntime.js"
 import { ToolExecutor } from "../../src/application/ToolExecutor.js"
 import type { Agent } from "../../src/domain/Agent.js"
@@ -56,10 +56,11 @@ describe("chaos: LLM faults during agent runs", () => {
             chatTimeout: Duration.seconds(1),
             retry: RetryPolicy.from({ maxRetries: 1, initialDelay: "20 millis", jitter: false }),
             breakerFailures: 5,
-            breakerResetTimeout: Duration.millis(300)
+            breakerResetTimeout: Duration.millis(200)
           }))
         )
-        const runtime = yield* Effect.provide(AgentRuntime, services)
+        // built in the test's scope, so the hosts' connections live as long as the runs
+      const runtime = Context.get(yield* Layer.build(services), AgentRuntime)
         const counts = new Map<string, Map<string, number>>()
         for (let run = 0; run < 100; run++) {
           const [name, faults] = faultClasses[yield* Random.nextIntBetween(0, faultClasses.length)]!
@@ -78,7 +79,9 @@ describe("chaos: LLM faults during agent runs", () => {
             // a run that outlives its own deadline (plus scheduling slack) is a hang
             Effect.timeoutFail({ duration: Duration.sum(deadline, Duration.seconds(2)), onTimeout: () => "hung" })
           )
-          const byOutcome = counts.get(name) ?? new Map<string, number>()
+          // a pause longer than the breaker's reset: the next run meets its own fault, or a probe
+        yield* Effect.sleep("250 millis")
+        const byOutcome = counts.get(name) ?? new Map<string, number>()
           byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1)
           counts.set(name, byOutcome)
         }
