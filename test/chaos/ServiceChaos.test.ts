@@ -40,6 +40,8 @@ const verdict = (events: ReadonlyArray<Stored>) => {
 
 const env = (dir: string) => ({
   LOOM_DATA_DIR: dir,
+  // the test runner's scratch files (a process killed with the service cannot remove them) stay in `dir`
+  TMPDIR: dir,
   LOOM_SIMULATOR_LATENCY: "60 millis",
   LOOM_MAX_RUNS: "64",
   LOOM_SHUTDOWN_TIMEOUT: "10 seconds"
