@@ -200,6 +200,35 @@ const rows = (sql: SqlClient.SqlClient) => {
   return { append, corrupt, findRun, insertCheckpoint, toRecord, touch }
 }
 
+/** A run's record, its last checkpoint and that step's pending writes, decoded (bad data is `CheckpointCorrupt`). */
+const loadSaved = (sql: SqlClient.SqlClient): CheckpointStore["Type"]["load"] => {
+  const { corrupt, findRun, toRecord } = rows(sql)
+  return (threadId) =>
+    Effect.gen(function*() {
+      const row = yield* findRun(threadId)
+      if (Option.isNone(row)) return Option.none()
+      const run = yield* toRecord(threadId, row.value)
+      const [saved] = yield* sql<{ step: number; state: string; next: string }>`
+      SELECT step, state, next FROM checkpoints WHERE thread_id = ${threadId} ORDER BY step DESC LIMIT 1
+    `.pipe(Effect.orDie)
+      if (saved === undefined) return yield* new CheckpointCorrupt({ threadId, message: "the run has no checkpoint" })
+      const checkpoint = yield* Effect.all({
+        step: Effect.succeed(saved.step),
+        state: Schema.decodeUnknown(Json)(saved.state),
+        next: Schema.decodeUnknown(Schema.parseJson(Schema.Array(Schema.String)))(saved.next)
+      }).pipe(Effect.map((fields) => new Checkpoint(fields)), Effect.mapError(corrupt(threadId)))
+      const rows = yield* sql<{ step: number; node: string; update_json: string }>`
+      SELECT step, node, update_json FROM writes WHERE thread_id = ${threadId} AND step = ${saved.step} ORDER BY node
+    `.pipe(Effect.orDie)
+      const writes = yield* Effect.forEach(rows, (w) =>
+        Schema.decodeUnknown(Json)(w.update_json).pipe(
+          Effect.map((update) => new PendingWrite({ step: w.step, node: w.node, update })),
+          Effect.mapError(corrupt(threadId))
+        ))
+      return Option.some({ run, checkpoint, writes })
+    })
+}
+
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* Migrator.make({})({ loader: migrations }).pipe(Effect.orDie)
@@ -265,30 +294,7 @@ export const make = Effect.gen(function*() {
       yield* touch(threadId, usageColumns(add(run.usage, usage)))
     }).pipe(sql.withTransaction, Effect.orDie)
 
-  const load: CheckpointStore["Type"]["load"] = (threadId) =>
-    Effect.gen(function*() {
-      const row = yield* findRun(threadId)
-      if (Option.isNone(row)) return Option.none()
-      const run = yield* toRecord(threadId, row.value)
-      const [saved] = yield* sql<{ step: number; state: string; next: string }>`
-        SELECT step, state, next FROM checkpoints WHERE thread_id = ${threadId} ORDER BY step DESC LIMIT 1
-      `.pipe(Effect.orDie)
-      if (saved === undefined) return yield* new CheckpointCorrupt({ threadId, message: "the run has no checkpoint" })
-      const checkpoint = yield* Effect.all({
-        step: Effect.succeed(saved.step),
-        state: Schema.decodeUnknown(Json)(saved.state),
-        next: Schema.decodeUnknown(Schema.parseJson(Schema.Array(Schema.String)))(saved.next)
-      }).pipe(Effect.map((fields) => new Checkpoint(fields)), Effect.mapError(corrupt(threadId)))
-      const rows = yield* sql<{ step: number; node: string; update_json: string }>`
-        SELECT step, node, update_json FROM writes WHERE thread_id = ${threadId} AND step = ${saved.step} ORDER BY node
-      `.pipe(Effect.orDie)
-      const writes = yield* Effect.forEach(rows, (w) =>
-        Schema.decodeUnknown(Json)(w.update_json).pipe(
-          Effect.map((update) => new PendingWrite({ step: w.step, node: w.node, update })),
-          Effect.mapError(corrupt(threadId))
-        ))
-      return Option.some({ run, checkpoint, writes })
-    })
+  const load = loadSaved(sql)
 
   const getRun: CheckpointStore["Type"]["getRun"] = (threadId) =>
     Effect.flatMap(findRun(threadId), (row) =>
