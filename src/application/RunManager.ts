@@ -12,7 +12,7 @@ import { CheckpointStore } from "../domain/CheckpointStore.js"
 import type { StoredEvent } from "../domain/CheckpointStore.js"
 import { QueueFull } from "../domain/Errors.js"
 import type { CheckpointCorrupt, RunRecord, WorkflowEvent } from "../domain/Workflow.js"
-import { isTerminal, RunExists, RunNotFound, ThreadId } from "../domain/Workflow.js"
+import { isTerminal, RunExists, RunNotFound, ThreadId, ThreadIdText } from "../domain/Workflow.js"
 import { ShuttingDown } from "./Shutdown.js"
 import type { Graph } from "./Workflow.js"
 import type * as WorkflowEngine from "./WorkflowEngine.js"
@@ -41,7 +41,8 @@ export const RunRequest = Schema.Struct({
   /** The workflow (`coding`) or the agent (`assistant`) to run. */
   name: Schema.NonEmptyString,
   input: Schema.String,
-  threadId: Schema.optional(Schema.NonEmptyString)
+  /** The id to run under (default: a new UUID); see `threadIdPattern`. */
+  threadId: Schema.optional(ThreadIdText)
 })
 export type RunRequest = typeof RunRequest.Type
 
@@ -63,6 +64,12 @@ export interface Options {
 }
 
 const ended = (run: RunRecord) => run.status !== "running"
+
+const isThreadId = Schema.is(ThreadId)
+
+/** The id as a ThreadId; an id no run can have (see `threadIdPattern`) is an unknown run, not a crash. */
+const knownId = (id: string): Effect.Effect<ThreadId, RunNotFound> =>
+  isThreadId(id) ? Effect.succeed(id) : Effect.fail(new RunNotFound({ threadId: id }))
 
 /** The run kind a request names, or why there is none. */
 const kindOf = (options: Options, request: RunRequest): Effect.Effect<RunKind, UnknownRunKind> => {
@@ -160,12 +167,12 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         return threadId
       }).pipe(Effect.withSpan("RunManager.start", { captureStackTrace: false }))
 
-    const get = (id: string) => store.getRun(ThreadId.make(id))
+    const get = (id: string) => Effect.flatMap(knownId(id), store.getRun)
 
     /** Stops a run; it stays `cancelled` (a restart does not resume it). */
     const cancel = (id: string): Effect.Effect<RunRecord, RunNotFound> =>
       Effect.gen(function*() {
-        const threadId = ThreadId.make(id)
+        const threadId = yield* knownId(id)
         const run = yield* store.getRun(threadId)
         if (ended(run) && run.status !== "interrupted") return run
         yield* FiberMap.remove(runs, id)
@@ -174,17 +181,11 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         return yield* store.getRun(threadId)
       })
 
-    /**
-     * A run's stored events after `after` (a reconnecting client's Last-Event-ID), then
-     * its new ones as they are saved, until it ends or the
-     * service shuts down. The status is read before the events, so the events that end
-     * a run are always read after it has ended.
-     */
-    const follow = (id: string, after = 0): Stream.Stream<StoredEvent, RunNotFound | CheckpointCorrupt> => {
-      const threadId = ThreadId.make(id)
-      return Stream.paginateEffect({ after }, (cursor) =>
+    /** `follow` for an id that may name a run. */
+    const followKnown = (threadId: ThreadId, after: number) =>
+      Stream.paginateEffect({ after }, (cursor) =>
         Effect.gen(function*() {
-          const live = versions.get(id)
+          const live = versions.get(threadId)
           const seen = live === undefined ? undefined : yield* SubscriptionRef.get(live)
           const run = yield* store.getRun(threadId)
           const events = yield* store.events(threadId, cursor.after)
@@ -196,7 +197,15 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
           Stream.flattenIterables,
           Stream.interruptWhen(Deferred.await(shutdown))
         )
-    }
+
+    /**
+     * A run's stored events after `after` (a reconnecting client's Last-Event-ID), then
+     * its new ones as they are saved, until it ends or the
+     * service shuts down. The status is read before the events, so the events that end
+     * a run are always read after it has ended.
+     */
+    const follow = (id: string, after = 0): Stream.Stream<StoredEvent, RunNotFound | CheckpointCorrupt> =>
+      Stream.unwrap(Effect.map(knownId(id), (threadId) => followKnown(threadId, after)))
 
     /** Picks up every run that a shutdown or a crash cut off. */
     const resumeCutOff = Effect.gen(function*() {

@@ -6,7 +6,22 @@
 import { Schema } from "effect"
 import { Usage, zero } from "./Usage.js"
 
-export const ThreadId = Schema.NonEmptyString.pipe(Schema.brand("ThreadId"))
+/**
+ * What a thread id may be: 1 to 128 letters, digits and `_ . : -`, starting with a letter
+ * or digit (UUIDs, which the service makes, fit). Ids travel in URLs, logs and SSE, so
+ * none holds whitespace, line breaks, slashes or quotes.
+ */
+export const threadIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/
+
+/** A thread id as text, checked against `threadIdPattern` (for payloads, whose callers pass plain strings). */
+export const ThreadIdText = Schema.String.pipe(
+  Schema.pattern(threadIdPattern, {
+    message: () => "a thread id is 1-128 letters, digits, _ . : or -, starting with a letter or digit",
+    description: "1-128 letters, digits, _ . : or -, starting with a letter or digit"
+  })
+)
+
+export const ThreadId = ThreadIdText.pipe(Schema.brand("ThreadId"))
 export type ThreadId = typeof ThreadId.Type
 
 export const RunStatus = Schema.Literal("running", "finished", "failed", "interrupted", "cancelled")

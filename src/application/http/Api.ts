@@ -2,8 +2,9 @@
  * The HTTP API, declared once: routes, payloads, replies and which error is which
  * status. The OpenAPI document (`/openapi.json`) and the docs page (`/docs`) are
  * derived from it. Bad input is a 400 naming the field (HttpApi decodes every payload
- * with its Schema); QueueFull 429; an unknown run 404. A tool call's own failure (an
- * open breaker included) is in its ToolResult, not the status.
+ * with its Schema; `JsonBody` refuses, as JSON, a body that does not parse or nests too
+ * deep); QueueFull 429; an unknown run 404. A tool call's own failure (an open breaker
+ * included) is in its ToolResult, not the status.
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
@@ -12,15 +13,32 @@ import { Check } from "../../domain/Health.js"
 import { ToolResult } from "../../domain/ToolResult.js"
 import { RunExists, RunNotFound, RunRecord } from "../../domain/Workflow.js"
 import { RunRequest, UnknownRunKind } from "../RunManager.js"
+import { JsonBody } from "./JsonBody.js"
 
 const id = HttpApiSchema.param("id", Schema.String)
 
 export const RunStarted = Schema.Struct({ threadId: Schema.String })
 
+/** The Last-Event-ID a reconnecting EventSource sends: the seq of the last event it got. */
+export const LastEventId = Schema.compose(
+  Schema.String.pipe(
+    Schema.pattern(/^[0-9]{1,16}$/, { message: () => "Last-Event-ID must be a non-negative decimal integer" })
+  ),
+  Schema.NumberFromString
+).pipe(
+  Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER, {
+    message: () => `Last-Event-ID must be at most ${Number.MAX_SAFE_INTEGER}`
+  })
+)
+
+/** The headers the event stream reads; a Last-Event-ID that is not an event seq is a 400, not a replay of all. */
+export const EventsHeaders = Schema.Struct({ "last-event-id": Schema.optional(LastEventId) })
+
 export class Runs extends HttpApiGroup.make("runs")
   .add(
     HttpApiEndpoint.post("start", "/v1/runs")
       .setPayload(RunRequest)
+      .middleware(JsonBody)
       .addSuccess(RunStarted, { status: 202 })
       .addError(UnknownRunKind, { status: 400 })
       .addError(RunExists, { status: 409 })
@@ -30,6 +48,7 @@ export class Runs extends HttpApiGroup.make("runs")
   .add(HttpApiEndpoint.get("get")`/v1/runs/${id}`.addSuccess(RunRecord).addError(RunNotFound, { status: 404 }))
   .add(
     HttpApiEndpoint.get("events")`/v1/runs/${id}/events`
+      .setHeaders(EventsHeaders)
       .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
       .addError(RunNotFound, { status: 404 })
   )
@@ -84,6 +103,7 @@ export class Tools extends HttpApiGroup.make("tools")
   .add(
     HttpApiEndpoint.post("execute", "/v1/tools/execute")
       .setPayload(ExecuteRequest)
+      .middleware(JsonBody)
       .addSuccess(Schema.Struct({ results: Schema.Array(ToolResult) }))
       .addError(InvalidGraphRequest, { status: 400 })
   )

@@ -9,13 +9,14 @@ import { toolSpec } from "../../domain/Chat.js"
 import { toolNameOrUnknown } from "../../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../../domain/ToolCall.js"
 import { ToolRegistry } from "../../domain/ToolRegistry.js"
-import { ThreadId, WorkflowEvent } from "../../domain/Workflow.js"
+import { WorkflowEvent } from "../../domain/Workflow.js"
 import { RunManager } from "../RunManager.js"
 import { ShuttingDown } from "../Shutdown.js"
 import { ToolExecutor } from "../ToolExecutor.js"
 import * as ToolGraph from "../ToolGraph.js"
 import { InvalidGraphRequest, LoomApi } from "./Api.js"
 import { HealthChecks } from "./HealthChecks.js"
+import { JsonBody } from "./JsonBody.js"
 
 /** The metrics in Prometheus text format (main.ts wires the exporter in). */
 export class MetricsText extends Context.Tag("loom/MetricsText")<MetricsText, Effect.Effect<string>>() {}
@@ -31,12 +32,11 @@ const RunsLive = HttpApiBuilder.group(LoomApi, "runs", (handlers) =>
       .handle("list", () => runs.list)
       .handle("get", ({ path }) => runs.get(path.id))
       .handle("cancel", ({ path }) => runs.cancel(path.id))
-      .handleRaw("events", ({ path, request }) =>
+      .handleRaw("events", ({ headers, path }) =>
         Effect.gen(function*() {
-          yield* runs.get(ThreadId.make(path.id))
+          yield* runs.get(path.id)
           // an EventSource that reconnects says where it got to; it gets only what came after
-          const lastSeen = Number(request.headers["last-event-id"] ?? 0)
-          const body = runs.follow(path.id, Number.isSafeInteger(lastSeen) && lastSeen > 0 ? lastSeen : 0).pipe(
+          const body = runs.follow(path.id, headers["last-event-id"] ?? 0).pipe(
             Stream.map((stored) =>
               encoder.encode(
                 `id: ${stored.seq}\nevent: ${stored.event._tag}\ndata: ${JSON.stringify(encodeEvent(stored.event))}\n\n`
@@ -115,4 +115,7 @@ const HealthLive = HttpApiBuilder.group(LoomApi, "health", (handlers) =>
   }))
 
 /** Every handler; needs the RunManager, ToolRegistry, ToolExecutor, HealthChecks, MetricsText and ShuttingDown. */
-export const layer = HttpApiBuilder.api(LoomApi).pipe(Layer.provide([RunsLive, ToolsLive, HealthLive]))
+export const layer = HttpApiBuilder.api(LoomApi).pipe(
+  Layer.provide([RunsLive, ToolsLive, HealthLive]),
+  Layer.provide(JsonBody.layer)
+)

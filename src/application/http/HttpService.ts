@@ -1,6 +1,6 @@
 /**
  * The HTTP service: the API's handlers behind the middleware (body limit, 429/503 with
- * Retry-After), Loom's MCP server at `/mcp`, the OpenAPI document and its docs page, and a
+ * Retry-After, JSON replies to the client's mistakes), Loom's MCP server at `/mcp`, the OpenAPI document and its docs page, and a
  * banner that says where it listens and whether the LLM answers. The listener itself is
  * the composition root's.
  */
@@ -8,6 +8,7 @@ import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { Console, Effect, Layer } from "effect"
 import { LanguageModel } from "../../domain/LanguageModel.js"
 import { LoomConfig } from "../LoomConfig.js"
+import * as ClientErrors from "./ClientErrors.js"
 import * as Handlers from "./Handlers.js"
 import * as McpRoute from "./McpRoute.js"
 import * as Middleware from "./Middleware.js"
@@ -20,6 +21,7 @@ const Api = Layer.unwrapEffect(
         Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
         Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
         Layer.provide(Handlers.layer),
+        Layer.provide(ClientErrors.layer({ maxBodyBytes: config.maxBodyBytes })),
         Layer.provide(McpRoute.layer)
       )
   )

@@ -1,7 +1,9 @@
 /**
  * What every request passes through: a body-size limit (413 before the body is read),
  * Retry-After on 429 and 503, and request metrics by route, method and status. Errors
- * never carry stack traces to clients: HttpApi answers defects with a bare 500.
+ * never carry stack traces to clients: HttpApi answers defects with a bare 500, logged
+ * here. (A client's mistakes HttpApi would answer with an empty 4xx are answered as JSON
+ * inside it, by `ClientErrors`.)
  */
 import {
   FileSystem,
@@ -14,6 +16,8 @@ import {
 } from "@effect/platform"
 import { Cause, Clock, Effect, Metric, Option } from "effect"
 import * as MetricTags from "../../infrastructure/resilience/MetricTags.js"
+import { PayloadTooLarge, toResponse } from "./HttpErrors.js"
+import { allowedMethods } from "./Routes.js"
 
 export const httpRequests = MetricTags.counter("loom_http_requests", "HTTP requests by route, method and status")
 export const httpDuration = MetricTags.millisHistogram(
@@ -21,9 +25,16 @@ export const httpDuration = MetricTags.millisHistogram(
   "HTTP request duration in milliseconds"
 )
 
-/** The route a path belongs to, with run ids folded, so series stay few. */
-export const routeOf = (path: string): string =>
-  path.replace(/^\/v1\/runs\/[^/]+/, "/v1/runs/:id").split("?")[0] ?? path
+/**
+ * The route a request belongs to, with run ids folded and every path no route has as
+ * `unknown`, so series stay few whatever paths clients ask for.
+ */
+export const routeOf = (url: string): string => {
+  const path = url.split("?")[0] ?? url
+  return allowedMethods(path).length > 0 || path === "/mcp"
+    ? path.replace(/^\/v1\/runs\/[^/]+/, "/v1/runs/:id")
+    : "unknown"
+}
 
 export const make = (options: { readonly maxBodyBytes: number; readonly retryAfterSeconds: number }) =>
   HttpMiddleware.make((app) =>
@@ -40,10 +51,7 @@ export const make = (options: { readonly maxBodyBytes: number; readonly retryAft
       const started = yield* Clock.currentTimeMillis
       const length = Number(request.headers["content-length"] ?? 0)
       const response = length > options.maxBodyBytes
-        ? HttpServerResponse.unsafeJson(
-          { _tag: "PayloadTooLarge", message: `request body over ${options.maxBodyBytes} bytes` },
-          { status: 413 }
-        )
+        ? toResponse(new PayloadTooLarge({ message: `request body over ${options.maxBodyBytes} bytes` }))
         // a handler's typed error becomes its response here, so it is counted and gets its headers too
         // a body without a length (chunked) is cut at the same limit while it is read
         : yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(FileSystem.Size(options.maxBodyBytes))).pipe(
