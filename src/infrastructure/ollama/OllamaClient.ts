@@ -100,6 +100,24 @@ const send = <A>(
   )
 
 /** The stream outlives the promise that opened it, so its abort controller belongs to the scope. */
+/**
+ * `parts`, whose `return()` (what a stream that stops early or times out calls) aborts the
+ * request first: ollama-js's iterator queues `return()` behind a pending read, which only
+ * the abort ends, so returning without it would wait for a silent host forever.
+ */
+const abortingOnReturn = <A>(parts: AsyncIterable<A>, controller: AbortController): AsyncIterable<A> => ({
+  [Symbol.asyncIterator]: () => {
+    const iterator = parts[Symbol.asyncIterator]()
+    return {
+      next: () => iterator.next(),
+      return: (value?: unknown) => {
+        controller.abort()
+        return iterator.return ? iterator.return(value) : Promise.resolve({ done: true as const, value: undefined })
+      }
+    }
+  }
+})
+
 const openChatStream = (url: string, connect: Connect, body: ChatBody, timeout: Duration.Duration) =>
   Effect.gen(function*() {
     const controller = yield* Effect.acquireRelease(
@@ -113,7 +131,7 @@ const openChatStream = (url: string, connect: Connect, body: ChatBody, timeout: 
       timeout,
       () => connect(controller.signal).chat({ ...body, stream: true })
     )
-    return Stream.fromAsyncIterable(parts, toLlmError(url, body.model)).pipe(
+    return Stream.fromAsyncIterable(abortingOnReturn(parts, controller), toLlmError(url, body.model)).pipe(
       Stream.timeoutFail(timedOut(url, "chat", timeout), timeout),
       Stream.mapEffect(OllamaWire.decode(OllamaWire.ChatReply, url, "chat stream chunk"))
     )
