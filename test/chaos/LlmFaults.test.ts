@@ -60,7 +60,7 @@ describe("chaos: LLM faults during agent runs", () => {
           }))
         )
         // built in the test's scope, so the hosts' connections live as long as the runs
-      const runtime = Context.get(yield* Layer.build(services), AgentRuntime)
+        const runtime = Context.get(yield* Layer.build(services), AgentRuntime)
         const counts = new Map<string, Map<string, number>>()
         for (let run = 0; run < 100; run++) {
           const [name, faults] = faultClasses[yield* Random.nextIntBetween(0, faultClasses.length)]!
@@ -80,8 +80,8 @@ describe("chaos: LLM faults during agent runs", () => {
             Effect.timeoutFail({ duration: Duration.sum(deadline, Duration.seconds(2)), onTimeout: () => "hung" })
           )
           // a pause longer than the breaker's reset: the next run meets its own fault, or a probe
-        yield* Effect.sleep("250 millis")
-        const byOutcome = counts.get(name) ?? new Map<string, number>()
+          yield* Effect.sleep("250 millis")
+          const byOutcome = counts.get(name) ?? new Map<string, number>()
           byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1)
           counts.set(name, byOutcome)
         }
