@@ -314,7 +314,7 @@ layer(Env, { excludeTestServices: true, timeout: "30 seconds" })("fuzzed LLM rep
  * as expected failures with their own model, so the property above stays about the rest.
  * When one is fixed its test fails: make it a plain test (and widen the arbitraries).
  */
-describe("known LLM adapter defects", () => {
+describe("LLM adapter edge cases (the open ones are expected failures)", () => {
   /** A model of its own on a hostile server of its own, so a stuck call holds nothing the property needs. */
   const isolated = Effect.gen(function*() {
     const hostile = yield* HostileOllama.make
