@@ -19,6 +19,7 @@ import * as OllamaConfig from "../../../src/infrastructure/ollama/OllamaConfig.j
 import * as OllamaLanguageModel from "../../../src/infrastructure/ollama/OllamaLanguageModel.js"
 import * as OllamaSimulator from "../../../src/infrastructure/ollama/OllamaSimulator.js"
 import { eventually } from "../../support/Eventually.js"
+import { quickRetry } from "./SimulatedModel.js"
 
 const weather = Tool.make({
   name: "weather",
@@ -32,13 +33,6 @@ const ask = (content: string, model = "llama3.2", tools = [toolSpec(weather)]) =
   new ChatRequest({ model, messages: [new ChatMessage({ role: "user", content })], tools })
 
 const noRetry = RetryPolicy.none
-const quickRetry = RetryPolicy.make({
-  maxRetries: 3,
-  initialDelay: Duration.millis(1),
-  multiplier: 1,
-  maxDelay: Duration.millis(1),
-  jitter: false
-})
 
 /** The value of the metric `name` summed over every series carrying `tags` (whatever other tags it has). */
 const metricValue = (name: string, tags: Readonly<Record<string, string>>) =>

@@ -1,23 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, TestClock } from "effect"
 import { ChatMessage, ChatRequest } from "../../../src/domain/Chat.js"
-import { RetryPolicy } from "../../../src/domain/RetryPolicy.js"
 import * as OllamaConfig from "../../../src/infrastructure/ollama/OllamaConfig.js"
-import * as OllamaLanguageModel from "../../../src/infrastructure/ollama/OllamaLanguageModel.js"
 import { canonical } from "../../../src/infrastructure/ollama/OllamaModels.js"
 import * as OllamaSimulator from "../../../src/infrastructure/ollama/OllamaSimulator.js"
+import { model as simulated } from "./SimulatedModel.js"
 
 const ask = (content: string, model: string) =>
   new ChatRequest({ model, messages: [new ChatMessage({ role: "user", content })], tools: [] })
 
+/** The shared test model, with a deadline no TestClock step here reaches. */
 const model = (urls: ReadonlyArray<string>, overrides: Partial<OllamaConfig.OllamaOptions> = {}) =>
-  OllamaLanguageModel.make({
-    ...OllamaConfig.defaults,
-    hosts: urls,
-    retry: RetryPolicy.none,
-    chatTimeout: Duration.minutes(5),
-    ...overrides
-  })
+  simulated(urls, { chatTimeout: Duration.minutes(5), ...overrides })
 
 /** Three hosts: only the second has `phi3`. */
 const threeHosts = Effect.all([

@@ -1,13 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Fiber, Option, Stream, TestClock } from "effect"
 import { ChatMessage, ChatRequest } from "../../../src/domain/Chat.js"
-import { RetryPolicy } from "../../../src/domain/RetryPolicy.js"
 import * as OllamaConfig from "../../../src/infrastructure/ollama/OllamaConfig.js"
-import * as OllamaLanguageModel from "../../../src/infrastructure/ollama/OllamaLanguageModel.js"
 import type * as OllamaRateLimits from "../../../src/infrastructure/ollama/OllamaRateLimits.js"
 import * as OllamaSimulator from "../../../src/infrastructure/ollama/OllamaSimulator.js"
 import type * as RateLimit from "../../../src/infrastructure/resilience/RateLimit.js"
 import { settle, sleepingUntil } from "../resilience/TestClockSleeps.js"
+import { model as simulated } from "./SimulatedModel.js"
 
 const ask = (content: string, model = "llama3.2") =>
   new ChatRequest({ model, messages: [new ChatMessage({ role: "user", content })], tools: [] })
@@ -21,14 +20,9 @@ const limits = (requests?: RateLimit.Rate, tokens?: RateLimit.Rate): OllamaRateL
   tokens: Option.fromNullable(tokens)
 })
 
-const model = (urls: ReadonlyArray<string>, overrides: Partial<OllamaConfig.OllamaOptions>) =>
-  OllamaLanguageModel.make({
-    ...OllamaConfig.defaults,
-    hosts: urls,
-    retry: RetryPolicy.none,
-    chatTimeout: Duration.minutes(5),
-    ...overrides
-  })
+/** The shared test model, with a deadline no TestClock step here reaches. */
+const model = (urls: ReadonlyArray<string>, overrides: Partial<OllamaConfig.OllamaOptions> = {}) =>
+  simulated(urls, { chatTimeout: Duration.minutes(5), ...overrides })
 
 const chats = (...sims: ReadonlyArray<OllamaSimulator.OllamaSimulator>) =>
   sims.reduce((n, sim) => n + sim.requests("chat"), 0)

@@ -1,7 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, TestClock } from "effect"
 import { ChatMessage, ChatRequest } from "../../../src/domain/Chat.js"
-import { RetryPolicy } from "../../../src/domain/RetryPolicy.js"
 import * as OllamaClient from "../../../src/infrastructure/ollama/OllamaClient.js"
 import * as OllamaConfig from "../../../src/infrastructure/ollama/OllamaConfig.js"
 import * as OllamaFetch from "../../../src/infrastructure/ollama/OllamaFetch.js"
@@ -9,18 +8,10 @@ import * as OllamaLanguageModel from "../../../src/infrastructure/ollama/OllamaL
 import * as OllamaSimulator from "../../../src/infrastructure/ollama/OllamaSimulator.js"
 import { eventually } from "../../support/Eventually.js"
 import { settle, sleepingUntil } from "../resilience/TestClockSleeps.js"
+import { quickRetry } from "./SimulatedModel.js"
 
 const ask = (content: string) =>
   new ChatRequest({ model: "llama3.2", messages: [new ChatMessage({ role: "user", content })], tools: [] })
-
-/** Retries quickly, so that any wait longer than a millisecond is the host's. */
-const quickRetry = RetryPolicy.make({
-  maxRetries: 3,
-  initialDelay: Duration.millis(1),
-  multiplier: 1,
-  maxDelay: Duration.millis(1),
-  jitter: false
-})
 
 const model = (url: string) =>
   OllamaLanguageModel.make({

@@ -25,6 +25,15 @@ export const ask = (content: string, options: { readonly model?: string; readonl
     tools: options.tools === false ? [] : [toolSpec(weather)]
   })
 
+/** Retries at once (1 ms apart), so any longer wait is the host's or the breaker's. */
+export const quickRetry = RetryPolicy.make({
+  maxRetries: 3,
+  initialDelay: Duration.millis(1),
+  multiplier: 1,
+  maxDelay: Duration.millis(1),
+  jitter: false
+})
+
 /** A language model over the given simulators, without retries. */
 export const model = (urls: ReadonlyArray<string>, overrides: Partial<OllamaConfig.OllamaOptions> = {}) =>
   OllamaLanguageModel.make({
