@@ -23,14 +23,12 @@ import { WorkflowEngine } from "./application/WorkflowEngine.js"
 import * as CodingWorkflow from "./application/workflows/coding/CodingWorkflow.js"
 import { ToolRegistry } from "./domain/ToolRegistry.js"
 import * as NodeCpuRunner from "./infrastructure/cpu/NodeCpuRunner.js"
-import { McpConnector } from "./infrastructure/mcp/McpConnector.js"
-import * as McpConnectorLive from "./infrastructure/mcp/McpConnector.js"
+import { healthCheck as mcpHealth, McpConnector } from "./infrastructure/mcp/McpConnector.js"
 import * as LlmBackend from "./infrastructure/ollama/LlmBackend.js"
 import * as SqliteCheckpointStore from "./infrastructure/persistence/SqliteCheckpointStore.js"
 import * as NodeProcessRunner from "./infrastructure/process/NodeProcessRunner.js"
 import * as Timeouts from "./infrastructure/resilience/Timeouts.js"
-import { Prometheus } from "./infrastructure/telemetry/Prometheus.js"
-import * as PrometheusLive from "./infrastructure/telemetry/Prometheus.js"
+import * as Prometheus from "./infrastructure/telemetry/Prometheus.js"
 import * as ResourceMonitor from "./infrastructure/telemetry/ResourceMonitor.js"
 import * as InMemoryToolRegistry from "./infrastructure/tools/InMemoryToolRegistry.js"
 
@@ -49,7 +47,7 @@ const Infrastructure = Layer.mergeAll(
   SqliteCheckpointStore.layerConfig,
   LlmBackend.layerConfig,
   ResourceMonitor.layer(),
-  PrometheusLive.layer,
+  Prometheus.layer,
   LoomConfig.layer
 )
 
@@ -64,8 +62,8 @@ const Listener = Layer.unwrapEffect(
 
 const Service = HttpService.layer.pipe(
   Layer.provide(Listener),
-  Layer.provide(HealthChecks.layer([McpConnectorLive.healthCheck, ResourceMonitor.healthCheck])),
-  Layer.provide(Layer.effect(Handlers.MetricsText, Effect.map(Prometheus, (p) => p.scrape))),
+  Layer.provide(HealthChecks.layer([mcpHealth, ResourceMonitor.healthCheck])),
+  Layer.provide(Layer.effect(Handlers.MetricsText, Effect.map(Prometheus.Prometheus, (p) => p.scrape))),
   // fiber counts (effect_fiber_active, effect_fiber_started) for /metrics
   Layer.provide(RuntimeFlags.enableRuntimeMetrics),
   Layer.provideMerge(Catalog.layerRuns),
