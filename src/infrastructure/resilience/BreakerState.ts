@@ -113,6 +113,14 @@ export const record = (
 /** Whether the failure-rate rule is on; without it the window is not kept at all. */
 const tracksRate = (settings: BreakerSettings): boolean => Number.isFinite(settings.minimumVolume)
 
+/**
+ * Whether a normal call's success leaves `state` as it is: closed, no failures in a row to
+ * reset and no window to count into. `transition` answers such a success with `state` itself,
+ * so a caller may skip the step altogether (the breaker's hot path).
+ */
+export const successIsNoop = (settings: BreakerSettings, state: BreakerState): boolean =>
+  state._tag === "Closed" && state.consecutiveFailures === 0 && !tracksRate(settings)
+
 const rateTripped = (settings: BreakerSettings, buckets: ReadonlyArray<Bucket>): boolean => {
   let failures = 0
   let total = 0
@@ -162,7 +170,7 @@ export const transition = (
     case "Success": {
       if (state._tag === "Closed" && event.permit._tag === "Normal") {
         // Without a rate window a success in a clean state changes nothing: keep the object.
-        if (!tracksRate(settings) && state.consecutiveFailures === 0) return [event.permit, state]
+        if (successIsNoop(settings, state)) return [event.permit, state]
         return [event.permit, {
           _tag: "Closed",
           consecutiveFailures: 0,

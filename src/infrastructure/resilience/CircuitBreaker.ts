@@ -1,13 +1,15 @@
 /**
  * A circuit breaker in front of an external service (an Ollama host, an MCP server,
- * a tool). Written by hand over `Ref`: the state machine is the pure `BreakerState.transition`,
- * applied atomically with `Ref.modify`, with time from `Clock` so `TestClock` drives it.
+ * a tool). The state machine is the pure `BreakerState.transition`; the breaker holds its
+ * state in one variable that only `step` writes, each step one synchronous read-transition-write
+ * (so atomic, as `Ref.modify` would be, without a `Ref` operation on the hot path), with time
+ * from `Clock` so `TestClock` drives it.
  */
 import type { Scope } from "effect"
-import { Cause, Duration, Effect, Exit, Metric, PubSub, Ref, Stream } from "effect"
+import { Cause, Duration, Effect, Exit, Metric, PubSub, Stream } from "effect"
 import { CircuitOpen } from "../../domain/Errors.js"
 import type { BreakerEvent, BreakerSettings, BreakerState, Permit } from "./BreakerState.js"
-import { closed, normalPermit, transition } from "./BreakerState.js"
+import { closed, normalPermit, successIsNoop, transition } from "./BreakerState.js"
 
 export type BreakerStatus = "closed" | "open" | "half_open"
 
@@ -88,40 +90,39 @@ export const settings = <E>(options: Options<E>): BreakerSettings => {
   }
 }
 
+/** The events a normal (closed-state) call settles with, and the two without a permit. */
+const acquire: BreakerEvent = { _tag: "Acquire" }
+const resetEvent: BreakerEvent = { _tag: "Reset" }
+const normalSuccess: BreakerEvent = { _tag: "Success", permit: normalPermit }
+
 /** Builds a breaker; the scope owns the change hub. */
 export const make = <E = unknown>(options: Options<E>): Effect.Effect<CircuitBreaker<E>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const config = settings(options)
     const isFailure = options.isFailure ?? (() => true)
     const service = options.service
-    const ref = yield* Ref.make<BreakerState>(closed)
     const hub = yield* Effect.acquireRelease(PubSub.unbounded<BreakerChange>(), PubSub.shutdown)
     const gauge = Metric.tagged(stateGauge, "service", service)
     yield* Metric.set(gauge, 0)
-
-    // Read synchronously inside `Ref.modify`, so the time and the transition are one atomic step.
     const clock = yield* Effect.clock
 
+    /** Written only by `step`; read synchronously wherever the state is needed. */
+    let state: BreakerState = closed
+
+    const publish = (before: BreakerState, after: BreakerState, at: number): Effect.Effect<void> => {
+      const change: BreakerChange = { service, from: statusOf(before), to: statusOf(after), at }
+      return Effect.zipRight(Metric.set(gauge, statusValue(change.to)), PubSub.publish(hub, change))
+    }
+
+    /** One transition: time, read, transition and write in one synchronous step, then the change published. */
     const step = (event: BreakerEvent): Effect.Effect<Permit> =>
-      Effect.flatMap(
-        Ref.modify(ref, (state) => {
-          const [permit, next] = transition(config, state, event, clock.unsafeCurrentTimeMillis())
-          return [[permit, state, next] as const, next]
-        }),
-        ([permit, before, after]) => {
-          if (before._tag === after._tag) return Effect.succeed(permit)
-          const change: BreakerChange = {
-            service,
-            from: statusOf(before),
-            to: statusOf(after),
-            at: clock.unsafeCurrentTimeMillis()
-          }
-          return Effect.as(
-            Effect.zipRight(Metric.set(gauge, statusValue(change.to)), PubSub.publish(hub, change)),
-            permit
-          )
-        }
-      )
+      Effect.suspend(() => {
+        const before = state
+        const now = clock.unsafeCurrentTimeMillis()
+        const [permit, after] = transition(config, before, event, now)
+        state = after
+        return before._tag === after._tag ? Effect.succeed(permit) : Effect.as(publish(before, after, now), permit)
+      })
 
     const settle = (permit: Permit, cause: Cause.Cause<E> | undefined): Effect.Effect<Permit> => {
       if (cause === undefined) return step({ _tag: "Success", permit })
@@ -132,36 +133,46 @@ export const make = <E = unknown>(options: Options<E>): Effect.Effect<CircuitBre
     }
 
     /**
+     * A normal call's outcome. A success that `successIsNoop` says changes nothing (closed,
+     * no failures in a row, no rate window) skips the step: that is the hot path, one state
+     * read and no transition. The check is made when the call ends, against the state then.
+     */
+    const onNormalSuccess = <A>(value: A): Effect.Effect<A> =>
+      successIsNoop(config, state) ? Effect.succeed(value) : Effect.as(step(normalSuccess), value)
+    const onNormalFailure = (cause: Cause.Cause<E>): Effect.Effect<never, E> =>
+      Effect.zipRight(settle(normalPermit, cause), Effect.failCause(cause))
+
+    /**
      * Closed is the hot path: acquiring there changes nothing and an interrupted normal call
      * counts for nothing, so the call only needs its outcome recorded. Open and half-open
      * hand out probe slots, which must be returned even on interruption.
      */
     const protect = <A, E1 extends E, R>(self: Effect.Effect<A, E1, R>): Effect.Effect<A, E1 | CircuitOpen, R> =>
-      Effect.flatMap(Ref.get(ref), (state): Effect.Effect<A, E1 | CircuitOpen, R> =>
+      Effect.suspend((): Effect.Effect<A, E1 | CircuitOpen, R> =>
         state._tag === "Closed"
           ? Effect.matchCauseEffect(self, {
-            onSuccess: (value) => Effect.as(settle(normalPermit, undefined), value),
-            onFailure: (cause) => Effect.zipRight(settle(normalPermit, cause), Effect.failCause(cause))
+            onSuccess: onNormalSuccess,
+            onFailure: onNormalFailure as (cause: Cause.Cause<E1>) => Effect.Effect<never, E1>
           })
           : Effect.uninterruptibleMask((restore) =>
-            Effect.flatMap(step({ _tag: "Acquire" }), (permit): Effect.Effect<A, E1 | CircuitOpen, R> =>
+            Effect.flatMap(step(acquire), (permit): Effect.Effect<A, E1 | CircuitOpen, R> =>
               permit._tag === "Rejected"
                 ? Effect.fail(new CircuitOpen({ service, retryAfter: Duration.millis(permit.retryAfterMillis) }))
                 : Effect.onExit(
                   restore(self),
-                  (exit) =>
-                    settle(permit, Exit.isSuccess(exit) ? undefined : exit.cause)
+                  (exit) => settle(permit, Exit.isSuccess(exit) ? undefined : exit.cause)
                 ))
-          ))
+          )
+      )
 
-    const snapshot = Ref.get(ref)
+    const snapshot = Effect.sync(() => state)
     return {
       service,
       protect,
       snapshot,
-      status: Effect.map(snapshot, statusOf),
+      status: Effect.sync(() => statusOf(state)),
       changes: Stream.fromPubSub(hub),
       subscribe: Stream.fromPubSub(hub, { scoped: true }),
-      reset: Effect.asVoid(step({ _tag: "Reset" }))
+      reset: Effect.asVoid(step(resetEvent))
     } satisfies CircuitBreaker<E>
   })

@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import type { BreakerSettings, BreakerState, Permit } from "../../../src/infrastructure/resilience/BreakerState.js"
-import { closed, normalPermit, transition } from "../../../src/infrastructure/resilience/BreakerState.js"
+import { closed, normalPermit, successIsNoop, transition } from "../../../src/infrastructure/resilience/BreakerState.js"
 import { settings as fillSettings, statusOf } from "../../../src/infrastructure/resilience/CircuitBreaker.js"
 
 /** The same rules written the obvious way: raw outcome log, explicit generation counter. */
@@ -179,6 +179,33 @@ describe("BreakerState", () => {
       }
     },
     { fastCheck: { numRuns: 300 } }
+  )
+
+  it.prop(
+    "successIsNoop holds exactly when a normal success leaves the state object as it is",
+    [settingsArbitrary, fc.array(opArbitrary, { minLength: 1, maxLength: 100 })],
+    ([settings, ops]) => {
+      let state: BreakerState = closed
+      let now = 0
+      const held: Array<Permit> = []
+      for (const op of ops) {
+        const [, unchanged] = transition(settings, state, { _tag: "Success", permit: normalPermit }, now)
+        if (successIsNoop(settings, state)) assert.strictEqual(unchanged, state)
+        if (state._tag === "Closed" && unchanged === state) assert.isTrue(successIsNoop(settings, state))
+        if (op.op === "advance") now += op.ms
+        else if (op.op === "reset") state = closed
+        else if (op.op === "acquire") {
+          const [permit, next] = transition(settings, state, { _tag: "Acquire" }, now)
+          state = next
+          if (permit._tag !== "Rejected") held.push(permit)
+        } else if (held.length > 0) {
+          const [permit] = held.splice(op.index % held.length, 1) as [Permit]
+          const tag = op.outcome === "success" ? "Success" : op.outcome === "failure" ? "Failure" : "Cancel"
+          state = transition(settings, state, { _tag: tag, permit }, now)[1]
+        }
+      }
+    },
+    { fastCheck: { numRuns: 200 } }
   )
 
   const rated = fillSettings({

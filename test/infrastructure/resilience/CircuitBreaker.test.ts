@@ -120,6 +120,37 @@ describe("CircuitBreaker", () => {
       assert.strictEqual(yield* breaker.status, "closed")
     }))
 
+  it.scoped("a success resets failures that came while it ran, though it started with none", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ service: "svc", consecutiveFailures: 2 })
+      const slow = yield* Effect.fork(breaker.protect(Effect.as(Effect.sleep("10 millis"), "slow")))
+      yield* TestClock.adjust("1 milli")
+      yield* Effect.exit(breaker.protect(boom))
+      assert.strictEqual((yield* breaker.snapshot)._tag, "Closed")
+      yield* TestClock.adjust("10 millis")
+      assert.strictEqual(yield* Fiber.join(slow), "slow")
+      yield* Effect.exit(breaker.protect(boom))
+      assert.strictEqual(yield* breaker.status, "closed", "the slow success broke the run of failures")
+      yield* Effect.exit(breaker.protect(boom))
+      assert.strictEqual(yield* breaker.status, "open")
+    }))
+
+  it.scoped("with a rate window, successes in a clean closed state still count", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        service: "svc",
+        consecutiveFailures: 100,
+        failureRate: { threshold: 0.5, minimumVolume: 4, window: "10 seconds" }
+      })
+      for (let i = 0; i < 3; i++) yield* breaker.protect(ok)
+      const state = yield* breaker.snapshot
+      assert.isTrue(
+        state._tag === "Closed" && state.buckets.reduce((n, bucket) => n + bucket.successes, 0) === 3
+      )
+      for (let i = 0; i < 3; i++) yield* Effect.exit(breaker.protect(boom))
+      assert.strictEqual(yield* breaker.status, "closed", "3 of 6 is not above 50%")
+    }))
+
   it.scoped("publishes every state change and can be reset by hand", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ service: "svc", consecutiveFailures: 1, resetTimeout: "1 second" })
