@@ -3,13 +3,28 @@
  * backend call. A batch closes when it holds `maxSize` items or `maxWait` after its
  * first item arrived, whichever comes first. Every caller gets its own result; a
  * failed batch fails each of its callers; a caller interrupted before its batch
- * runs is dropped from it.
+ * runs is dropped from it. Closing the scope interrupts the callers still waiting.
  *
  * Effect's RequestResolver batches only requests made in one concurrent step; this
- * batches across callers in time, on a Queue and a Deferred per caller.
+ * batches across callers in time. It is written by hand, the least such a batcher can
+ * be: a caller is one `Effect.async` parked in a plain array (no Deferred, no queue, no
+ * collector fiber), a batch one fork, its window one sleeping fiber on `Clock` (so
+ * `TestClock` drives it), started by the batch's first item and dropped when the
+ * batch fills first.
+ *
+ * Why not `RequestResolver.dataLoader` from @effect/experimental: it has the same shape
+ * (an `async` per caller, a fork per window), but every caller goes through
+ * `Effect.request` (a blocked request, its `Request` entry and the fiber's request-block
+ * machinery) and every batch is replayed through `Effect.forEach({ batching: true })` into
+ * the inner resolver; `Effect.request` alone cost 100-500 µs per request here. Measured on
+ * this 2-core machine under tsx, medians, a backend answering at once, batches of 100:
+ * 1,000 callers at once cost 28 µs each with this batcher (13-17 µs of which is forking the
+ * caller itself), 321 µs with dataLoader (34 µs with the former Queue-and-collector one);
+ * 10,000 callers 45 against 531 µs. In `llm.embed-batched-1000` end to end (1,000 embeds
+ * through cache, batcher and simulator), 67 ms against 358 ms.
  */
-import type { Scope } from "effect"
-import { Deferred, Duration, Effect, Exit, Metric, MetricBoundaries, Option, Queue } from "effect"
+import type { Fiber, Scope } from "effect"
+import { Duration, Effect, Exit, FiberId, FiberSet, Metric, MetricBoundaries } from "effect"
 
 export interface Options<A, B, E> {
   /** Names the batcher in metrics. */
@@ -30,76 +45,105 @@ export const batchSize = Metric.histogram(
   "Items per batch run by a Batcher"
 )
 
+/** One waiting caller: its item and how to wake it. */
 interface Entry<A, B, E> {
   readonly item: A
-  readonly deferred: Deferred.Deferred<B, E>
+  readonly resume: (exit: Exit.Exit<B, E>) => void
+  /** Interrupted before its batch ran: left out of it. */
   cancelled: boolean
 }
 
 export const make = <A, B, E>(options: Options<A, B, E>): Effect.Effect<Batcher<A, B, E>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const queue = yield* Effect.acquireRelease(Queue.unbounded<Entry<A, B, E>>(), Queue.shutdown)
-    const maxWait = Duration.toMillis(options.maxWait)
+    const maxSize = Math.max(1, options.maxSize)
+    const maxWait = Duration.decode(options.maxWait)
     const sizes = Metric.tagged(batchSize, "batcher", options.name)
-    const scope = yield* Effect.scope
+    // Forks from inside `Effect.async` callbacks, with the context `make` ran in (its Clock);
+    // the scope's close interrupts whatever is still running.
+    const fork = yield* FiberSet.makeRuntime<never>()
 
-    const runBatch = (entries: ReadonlyArray<Entry<A, B, E>>): Effect.Effect<void> => {
-      const live = entries.filter((entry) => !entry.cancelled)
-      if (live.length === 0) return Effect.void
-      return Metric.update(sizes, live.length).pipe(
-        Effect.zipRight(Effect.exit(options.run(live.map((entry) => entry.item)))),
-        Effect.map((exit) =>
-          Exit.isSuccess(exit) && exit.value.length !== live.length
-            ? Exit.die(new Error(`${options.name}: ${exit.value.length} results for ${live.length} items`))
-            : exit
-        ),
-        Effect.flatMap((exit) =>
-          Effect.forEach(live, (entry, i) =>
-            Exit.isSuccess(exit)
-              ? Deferred.succeed(entry.deferred, exit.value[i] as B)
-              : Deferred.failCause(entry.deferred, exit.cause), { discard: true })
+    let buffer: Array<Entry<A, B, E>> = []
+    /** Counts closed batches: a window's timer flushes only the batch it was started for. */
+    let generation = 0
+    let timer: Fiber.RuntimeFiber<void> | undefined
+    /** Batches taken but not yet answered, so closing the scope can wake their callers. */
+    const inFlight = new Set<ReadonlyArray<Entry<A, B, E>>>()
+    let closed = false
+
+    const runBatch = (batch: ReadonlyArray<Entry<A, B, E>>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const live = batch.filter((entry) => !entry.cancelled)
+        if (live.length === 0) {
+          inFlight.delete(batch)
+          return Effect.void
+        }
+        return Metric.update(sizes, live.length).pipe(
+          Effect.zipRight(Effect.suspend(() => options.run(live.map((entry) => entry.item)))),
+          Effect.flatMap((results) =>
+            results.length === live.length
+              ? Effect.succeed(results)
+              : Effect.die(new Error(`${options.name}: ${results.length} results for ${live.length} items`))
+          ),
+          Effect.exit,
+          Effect.map((exit) => {
+            if (!inFlight.delete(batch)) return
+            if (Exit.isSuccess(exit)) {
+              for (let i = 0; i < live.length; i++) live[i]!.resume(Exit.succeed(exit.value[i] as B))
+            } else {
+              const failed = Exit.failCause(exit.cause)
+              for (const entry of live) entry.resume(failed)
+            }
+          })
         )
-      )
+      })
+
+    /** Closes the open batch now and runs it on its own fiber, so the next window opens meanwhile. */
+    const flush = () => {
+      const batch = buffer
+      buffer = []
+      generation++
+      timer?.unsafeInterruptAsFork(FiberId.none)
+      timer = undefined
+      if (batch.length === 0) return
+      inFlight.add(batch)
+      fork(runBatch(batch))
     }
 
-    // Set while a window is open; a submitter that fills the batch wakes the collector early.
-    let wake: Deferred.Deferred<void> | undefined
-    const queued = () => Math.max(0, Option.getOrElse(queue.unsafeSize(), () => 0))
+    const startWindow = () => {
+      const started = generation
+      timer = fork(Effect.zipRight(
+        Effect.sleep(maxWait),
+        Effect.sync(() => {
+          if (generation === started) flush()
+        })
+      ))
+    }
 
-    /**
-     * One window: wait for a first item, then until the batch could be full or `maxWait` has
-     * passed since that item (one timer per batch, not per item), then take what is there.
-     */
-    const collect = Effect.gen(function*() {
-      const first = yield* Queue.take(queue)
-      if (options.maxSize > 1) {
-        if (queued() < options.maxSize - 1) {
-          const signal = yield* Deferred.make<void>()
-          wake = signal
-          yield* Effect.raceFirst(Deferred.await(signal), Effect.sleep(maxWait))
-          wake = undefined
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        const waiting = [buffer, ...inFlight]
+        buffer = []
+        inFlight.clear()
+        timer?.unsafeInterruptAsFork(FiberId.none)
+        timer = undefined
+        const interrupted = Exit.interrupt(FiberId.none)
+        for (const entries of waiting) {
+          for (const entry of entries) entry.resume(interrupted)
         }
-      }
-      const rest = options.maxSize > 1 ? yield* Queue.takeUpTo(queue, options.maxSize - 1) : []
-      // The batch runs on its own fiber, so the next window opens while it is in flight.
-      yield* Effect.forkIn(runBatch([first, ...rest]), scope)
-    })
-    yield* Effect.forkScoped(Effect.forever(collect))
+      })
+    )
 
     const submit = (item: A): Effect.Effect<B, E> =>
-      Effect.flatMap(Deferred.make<B, E>(), (deferred) => {
-        const entry: Entry<A, B, E> = { item, deferred, cancelled: false }
-        return Queue.offer(queue, entry).pipe(
-          Effect.zipRight(Effect.suspend(() =>
-            wake !== undefined && queued() >= options.maxSize - 1 ? Deferred.succeed(wake, undefined) : Effect.void
-          )),
-          Effect.zipRight(Deferred.await(deferred)),
-          Effect.onInterrupt(() =>
-            Effect.sync(() => {
-              entry.cancelled = true
-            })
-          )
-        )
+      Effect.async<B, E>((resume) => {
+        if (closed) return resume(Exit.interrupt(FiberId.none))
+        const entry: Entry<A, B, E> = { item, resume, cancelled: false }
+        buffer.push(entry)
+        if (buffer.length >= maxSize) flush()
+        else if (buffer.length === 1) startWindow()
+        return Effect.sync(() => {
+          entry.cancelled = true
+        })
       })
 
     return { submit }

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Ref, TestClock } from "effect"
+import { Clock, Effect, Exit, Fiber, Ref, Scope, TestClock } from "effect"
 import * as fc from "fast-check"
 import { ToolFailed } from "../../../src/domain/Errors.js"
 import * as Batcher from "../../../src/infrastructure/resilience/Batcher.js"
@@ -68,6 +68,32 @@ describe("Batcher", () => {
       yield* TestClock.adjust("40 millis")
       assert.strictEqual(yield* Fiber.join(keep), 2)
       assert.deepStrictEqual((yield* Ref.get(batches)).map((b) => b.items), [[1]])
+    }))
+
+  it.scoped("a batch answering with the wrong number of results fails each caller with a defect", () =>
+    Effect.gen(function*() {
+      const batcher = yield* Batcher.make({
+        name: "short",
+        maxSize: 2,
+        maxWait: 10,
+        run: (items: ReadonlyArray<number>) => Effect.succeed(items.slice(1))
+      })
+      const fibers = yield* Effect.forEach([1, 2], (n) => Effect.fork(batcher.submit(n)))
+      const exits = yield* Effect.forEach(fibers, Fiber.await)
+      assert.isTrue(exits.every((exit) => Exit.isFailure(exit) && !Exit.isInterrupted(exit)))
+    }))
+
+  it.effect("closing the scope interrupts the callers still waiting, and any later caller", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const { batcher, batches } = yield* Scope.extend(recording(5, 50), scope)
+      const waiting = yield* Effect.fork(batcher.submit(1))
+      yield* TestClock.adjust("10 millis")
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(Exit.isInterrupted(yield* Fiber.await(waiting)))
+      assert.isTrue(Exit.isInterrupted(yield* Effect.exit(batcher.submit(2))))
+      yield* TestClock.adjust("50 millis")
+      assert.deepStrictEqual(yield* Ref.get(batches), [], "nothing runs after the close")
     }))
 
   it.effect.prop(
