@@ -2,8 +2,11 @@
  * Runs workflow graphs step by step. A step runs its nodes in parallel, merges their
  * updates through the graph's reducers, follows the edges to the next step's nodes and
  * saves a checkpoint (state + next nodes) in one transaction. A node that finishes
- * inside a step saves its update at once, so a run cut off mid-step (a crash, a cancel,
- * a restart) resumes from its last checkpoint without running a finished node again.
+ * while others of its step still run saves its update at once, so a run cut off
+ * mid-step (a crash, a cancel, a restart) resumes from its last checkpoint without
+ * running a finished node again. The step's last node to finish has nothing left to
+ * wait for: its events go in the checkpoint's transaction, so a one-node step costs one
+ * transaction (its update is saved on its own only if the checkpoint is not).
  *
  * `run` and `resume` return a Stream of events ending in `WorkflowFinished` or
  * `WorkflowFailed`; the stream itself does not fail. Interrupting its consumer
@@ -17,7 +20,7 @@
  * Runs are kept in a `CheckpointStore`: `WorkflowEngine.layer` needs one (SQLite in the
  * service), `WorkflowEngine.layerMemory` brings its own in memory.
  */
-import { Context, Effect, Either, Layer, Option, Schema, Stream } from "effect"
+import { Context, Effect, Either, Exit, Layer, Option, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import type { Saved } from "../domain/CheckpointStore.js"
 import { Checkpoint, CheckpointStore, PendingWrite } from "../domain/CheckpointStore.js"
@@ -108,12 +111,58 @@ const spend = <S, I, E extends NodeError>(run: Run<S, I, E>, meter: UsageMeter.M
     (usage) => usage.calls > 0 ? run.store.addUsage(run.threadId, usage) : Effect.void
   )
 
-/** Runs `node` on `state`, metered, and saves its update with its events at once. */
+/** A finished node's update as saved, with its events. */
+interface Done {
+  readonly write: PendingWrite
+  readonly started: NodeStarted
+  readonly finished: NodeFinished
+}
+
+/**
+ * Where one step's finished nodes go. While other nodes of the step still run, a node's
+ * update is saved (and its `NodeFinished` emitted) at once. The last one is held for the
+ * step's checkpoint: `carry` saves the checkpoint with it, and lets it go once saved;
+ * `flush` saves a held update on its own, for a step that ends without its checkpoint.
+ */
+const keeper = <S, I, E extends NodeError>(run: Run<S, I, E>, running: number) => {
+  // one step's bookkeeping, touched only by its own node fibers, one at a time
+  let left = running
+  let held: Done | undefined
+  const save = (done: Done) =>
+    Effect.zipRight(
+      run.store.saveWrite(run.threadId, done.write, [done.started, done.finished]),
+      run.emit(done.finished)
+    )
+  return {
+    keep: (done: Done): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        left -= 1
+        if (left > 0) return save(done)
+        held = done
+        return Effect.void
+      }),
+    /** Runs `save` with the held node, if any, and lets it go once saved, uninterruptibly. */
+    carry: <A>(save: (done: Done | undefined) => Effect.Effect<A>): Effect.Effect<A> =>
+      Effect.uninterruptible(Effect.suspend(() =>
+        Effect.tap(save(held), () => {
+          held = undefined
+        })
+      )),
+    flush: Effect.suspend(() => {
+      const done = held
+      held = undefined
+      return done === undefined ? Effect.void : save(done)
+    })
+  }
+}
+
+/** Runs `node` on `state`, metered, and hands its update with its events to `keep`. */
 const runNode = <S, I, E extends NodeError>(
   run: Run<S, I, E>,
   step: number,
   node: string,
-  state: S
+  state: S,
+  keep: (done: Done) => Effect.Effect<void>
 ): Effect.Effect<Partial<S>, NodeFailed | UnknownNode> =>
   Effect.gen(function*() {
     const f = run.graph.nodes.get(node)
@@ -132,8 +181,7 @@ const runNode = <S, I, E extends NodeError>(
     )
     const usage = yield* UsageMeter.usage(meter, run.prices)
     const finished = new NodeFinished({ step, node, update: encoded, ...(usage.calls > 0 ? { usage } : {}) })
-    yield* run.store.saveWrite(run.threadId, new PendingWrite({ step, node, update: encoded }), [started, finished])
-    yield* run.emit(finished)
+    yield* keep({ write: new PendingWrite({ step, node, update: encoded }), started, finished })
     return update
   }).pipe(Effect.withSpan("WorkflowEngine.node", {
     attributes: { "loom.node": node, "loom.step": step },
@@ -166,29 +214,50 @@ const advance = <S>(
   )
 }
 
-/** One step: its nodes in parallel (a node already written gives its saved update), then the checkpoint. */
+/**
+ * One step: its nodes in parallel (a node already written gives its saved update), then
+ * the checkpoint, which carries the events of the last node to finish.
+ */
 const runStep = <S, I, E extends NodeError>(run: Run<S, I, E>) => (at: Position<S>) =>
-  Effect.gen(function*() {
+  Effect.suspend(() => {
     const { graph, threadId } = run
-    if (at.step >= graph.maxSteps) return yield* new StepLimitExceeded({ threadId, maxSteps: graph.maxSteps })
-    const updates = yield* Effect.forEach(
-      at.next,
-      (node) =>
-        Option.match(Option.fromNullable(at.written.get(node)), {
-          onNone: () => runNode(run, at.step, node, at.state),
-          onSome: Effect.succeed
-        }),
-      { concurrency: "unbounded" }
+    const nodes = keeper(run, at.next.filter((node) => !at.written.has(node)).length)
+    return Effect.gen(function*() {
+      if (at.step >= graph.maxSteps) return yield* new StepLimitExceeded({ threadId, maxSteps: graph.maxSteps })
+      const updates = yield* Effect.forEach(
+        at.next,
+        (node) =>
+          Option.match(Option.fromNullable(at.written.get(node)), {
+            onNone: () => runNode(run, at.step, node, at.state, nodes.keep),
+            onSome: Effect.succeed
+          }),
+        { concurrency: "unbounded" }
+      )
+      const after = yield* advance(graph, at, updates)
+      const state = yield* Schema.encode(graph.state)(after.state).pipe(Effect.mapError(invalidState(at.next)))
+      const saved = [
+        new StateUpdated({ step: after.step, state }),
+        new CheckpointSaved({ step: after.step, next: after.next })
+      ]
+      const checkpoint = new Checkpoint({ step: after.step, state, next: after.next })
+      // the held node's events go in the checkpoint's transaction: its write would be dropped there anyway
+      const last = yield* nodes.carry((done) =>
+        Effect.as(
+          run.store.saveCheckpoint(
+            threadId,
+            checkpoint,
+            done === undefined ? saved : [done.started, done.finished, ...saved]
+          ),
+          done
+        )
+      )
+      if (last !== undefined) yield* run.emit(last.finished)
+      yield* Effect.forEach(saved, run.emit, { discard: true })
+      return after
+    }).pipe(
+      // a step cut off or failed after its last node finished still keeps that node's update
+      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : nodes.flush)
     )
-    const after = yield* advance(graph, at, updates)
-    const state = yield* Schema.encode(graph.state)(after.state).pipe(Effect.mapError(invalidState(at.next)))
-    const events = [
-      new StateUpdated({ step: after.step, state }),
-      new CheckpointSaved({ step: after.step, next: after.next })
-    ]
-    yield* run.store.saveCheckpoint(threadId, new Checkpoint({ step: after.step, state, next: after.next }), events)
-    yield* Effect.forEach(events, run.emit, { discard: true })
-    return after
   })
 
 /** Steps from `from` until no node is left; the final state. */

@@ -3,11 +3,19 @@
  * tables created and upgraded by @effect/sql's Migrator. Every save is one transaction;
  * stored JSON that no longer decodes is a typed `CheckpointCorrupt`, not a crash.
  * Database errors a caller cannot act on are defects.
+ *
+ * Kept cheap per step: the client opens the file in WAL mode and caches its prepared
+ * statements; the store adds `synchronous = NORMAL` (a commit reaches the WAL without an
+ * fsync, so a killed process loses nothing, only a power cut may lose the last commits)
+ * and a busy timeout, as the CLI may open the file beside the service. A run's row keeps
+ * its last event number, bumped by the save's `UPDATE ... RETURNING`, so appending events
+ * reads nothing first.
  */
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Config, Effect, Layer, Option, Schema } from "effect"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Clock, Config, Effect, Exit, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { canMove, Checkpoint, CheckpointStore, PendingWrite } from "../../domain/CheckpointStore.js"
@@ -67,8 +75,19 @@ export const migrations = Migrator.fromRecord({
     yield* sql`ALTER TABLE runs ADD COLUMN prompt_ms REAL`
     yield* sql`ALTER TABLE runs ADD COLUMN completion_ms REAL`
     yield* sql`ALTER TABLE runs ADD COLUMN cost_usd REAL`
+  }),
+  // the run's last event number, so an append need not read MAX(seq) first
+  "0003_run_last_seq": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE runs ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0`
+    yield* sql`UPDATE runs SET last_seq = COALESCE(
+      (SELECT MAX(seq) FROM events WHERE events.thread_id = runs.thread_id), 0
+    )`
   })
 })
+
+/** How long a statement waits for another connection's write lock before it fails. */
+const busyTimeoutMillis = 5000
 
 interface RunRow {
   readonly thread_id: string
@@ -132,80 +151,111 @@ const Json = Schema.parseJson()
 const EventJson = Schema.parseJson(WorkflowEvent)
 const encodeEvent = Schema.encodeSync(EventJson)
 
-/** The row-level statements the store is made of; each runs inside its caller's transaction. */
-const rows = (sql: SqlClient.SqlClient) => {
-  const corrupt = (threadId: string) => (error: { readonly message: string }) =>
-    new CheckpointCorrupt({ threadId, message: error.message })
+const corrupt = (threadId: string) => (error: { readonly message: string }) =>
+  new CheckpointCorrupt({ threadId, message: error.message })
 
-  const toRecord = (threadId: string, row: RunRow) =>
-    Schema.decodeUnknown(RunRow)(row).pipe(
-      Effect.map((r) =>
-        new RunRecord({
-          threadId: r.thread_id,
-          workflow: r.workflow,
-          status: r.status,
-          step: r.step,
-          ...(r.error === null ? {} : { error: r.error }),
-          createdAt: r.created_at,
-          updatedAt: r.updated_at,
-          usage: usageOf(r)
-        })
-      ),
-      Effect.mapError(corrupt(threadId))
-    )
-
-  /** Appends events after the run's last one; call inside the save's transaction. */
-  const append = (threadId: string, events: ReadonlyArray<WorkflowEvent>) =>
-    Effect.gen(function*() {
-      if (events.length === 0) return
-      const [last] = yield* sql<
-        { seq: number | null }
-      >`SELECT MAX(seq) AS seq FROM events WHERE thread_id = ${threadId}`
-      const first = (last?.seq ?? 0) + 1
-      yield* sql`INSERT INTO events ${
-        sql.insert(events.map((event, i) => ({ thread_id: threadId, seq: first + i, event: encodeEvent(event) })))
-      }`
-    })
-
-  /** Writes a checkpoint (a step saved again, after a resume, replaces the old one). */
-  const insertCheckpoint = (threadId: string, checkpoint: Checkpoint) =>
-    sql`INSERT OR REPLACE INTO checkpoints ${
-      sql.insert({
-        thread_id: threadId,
-        step: checkpoint.step,
-        state: JSON.stringify(checkpoint.state),
-        next: JSON.stringify(checkpoint.next)
+const toRecord = (threadId: string, row: RunRow) =>
+  Schema.decodeUnknown(RunRow)(row).pipe(
+    Effect.map((r) =>
+      new RunRecord({
+        threadId: r.thread_id,
+        workflow: r.workflow,
+        status: r.status,
+        step: r.step,
+        ...(r.error === null ? {} : { error: r.error }),
+        createdAt: r.created_at,
+        updatedAt: r.updated_at,
+        usage: usageOf(r)
       })
+    ),
+    Effect.mapError(corrupt(threadId))
+  )
+
+/** Runs one statement on a write transaction's connection: its rows, typed by the caller. */
+type Statement = <Row extends object = object>(
+  text: string,
+  params: ReadonlyArray<unknown>
+) => Effect.Effect<ReadonlyArray<Row>, SqlError>
+
+/**
+ * Runs `body` as one `BEGIN IMMEDIATE` transaction on the client's connection, reserved for
+ * its length. The write lock is taken up front, so a second process waits out the busy
+ * timeout rather than failing to upgrade a read lock. Statements are fixed SQL text run
+ * on the connection itself: the client prepares each once and caches it, and a save pays
+ * no per-statement span, compile or scope, as the `sql` template would.
+ */
+const writing = (sql: SqlClient.SqlClient) => <A, E>(body: (run: Statement) => Effect.Effect<A, E>) =>
+  Effect.scoped(Effect.flatMap(sql.reserve, (connection) => {
+    const run: Statement = (text, params) => connection.execute(text, params, undefined)
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(
+        run("BEGIN IMMEDIATE", []),
+        Effect.onExit(restore(body(run)), (exit) => Effect.orDie(run(Exit.isSuccess(exit) ? "COMMIT" : "ROLLBACK", [])))
+      )
+    )
+  }))
+
+/** The statement inserting `count` events, its text made once per count. */
+const insertEvents = (() => {
+  const texts: Array<string> = []
+  return (count: number) =>
+    texts[count] ??= `INSERT INTO events (thread_id, seq, event) VALUES ${
+      Array.from({ length: count }, () => "(?, ?, ?)").join(", ")
     }`
+})()
 
-  const touch = (
-    threadId: string,
-    fields: {
-      readonly status?: string
-      readonly step?: number
-      readonly error?: string | null
-    } & Partial<ReturnType<typeof usageColumns>>
-  ) =>
-    Effect.flatMap(
-      Clock.currentTimeMillis,
-      (now) => sql`UPDATE runs SET ${sql.update({ ...fields, updated_at: now })} WHERE thread_id = ${threadId}`
+/** Inserts `events` numbered from `first`. */
+const appendEvents = (run: Statement, threadId: string, first: number, events: ReadonlyArray<WorkflowEvent>) =>
+  events.length === 0 ?
+    Effect.void :
+    run(insertEvents(events.length), events.flatMap((event, i) => [threadId, first + i, encodeEvent(event)]))
+
+/** Writes a checkpoint (a step saved again, after a resume, replaces the old one). */
+const insertCheckpoint = (run: Statement, threadId: string, checkpoint: Checkpoint) =>
+  run("INSERT OR REPLACE INTO checkpoints (thread_id, step, state, next) VALUES (?, ?, ?, ?)", [
+    threadId,
+    checkpoint.step,
+    JSON.stringify(checkpoint.state),
+    JSON.stringify(checkpoint.next)
+  ])
+
+type RunFields =
+  & {
+    readonly status?: string
+    readonly step?: number
+    readonly error?: string | null
+  }
+  & Partial<ReturnType<typeof usageColumns>>
+
+/**
+ * Updates the run's row (and `updated_at`) and appends `events` after its last one, the
+ * row's `last_seq` bumped and read back by the same statement. A missing run is left
+ * missing, events and all.
+ */
+const touch = (run: Statement, threadId: string, fields: RunFields, events: ReadonlyArray<WorkflowEvent> = []) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const columns = Object.keys(fields) as ReadonlyArray<keyof RunFields>
+    const set = columns.map((column) => `${column} = ?, `).join("")
+    const [row] = yield* run<{ readonly last_seq: number }>(
+      `UPDATE runs SET ${set}updated_at = ?, last_seq = last_seq + ? WHERE thread_id = ? RETURNING last_seq`,
+      [...columns.map((column) => fields[column] ?? null), now, events.length, threadId]
     )
+    if (row !== undefined) yield* appendEvents(run, threadId, row.last_seq - events.length + 1, events)
+  })
 
-  const findRun = (threadId: ThreadId) =>
-    sql<RunRow>`SELECT * FROM runs WHERE thread_id = ${threadId}`.pipe(
-      Effect.orDie,
-      Effect.map((rows) => Option.fromNullable(rows[0]))
-    )
-
-  return { append, corrupt, findRun, insertCheckpoint, toRecord, touch }
-}
+const findRun = (sql: SqlClient.SqlClient) => (threadId: ThreadId) =>
+  sql<RunRow>`SELECT * FROM runs WHERE thread_id = ${threadId}`.pipe(
+    Effect.orDie,
+    Effect.map((rows) => Option.fromNullable(rows[0]))
+  )
 
 /** A run's record, its last checkpoint and that step's pending writes, decoded (bad data is `CheckpointCorrupt`). */
 const loadSaved = (sql: SqlClient.SqlClient): CheckpointStore["Type"]["load"] => {
-  const { corrupt, findRun, toRecord } = rows(sql)
+  const find = findRun(sql)
   return (threadId) =>
     Effect.gen(function*() {
-      const row = yield* findRun(threadId)
+      const row = yield* find(threadId)
       if (Option.isNone(row)) return Option.none()
       const run = yield* toRecord(threadId, row.value)
       const [saved] = yield* sql<{ step: number; state: string; next: string }>`
@@ -231,73 +281,78 @@ const loadSaved = (sql: SqlClient.SqlClient): CheckpointStore["Type"]["load"] =>
 
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
+  // per connection, so set on the client's one connection before anything else runs
+  yield* sql`PRAGMA busy_timeout = ${sql.literal(String(busyTimeoutMillis))}`.pipe(Effect.orDie)
+  yield* sql`PRAGMA synchronous = NORMAL`.pipe(Effect.orDie)
   yield* Migrator.make({})({ loader: migrations }).pipe(Effect.orDie)
 
-  const { append, corrupt, findRun, insertCheckpoint, toRecord, touch } = rows(sql)
+  const write = writing(sql)
+  const find = findRun(sql)
 
   const create: CheckpointStore["Type"]["create"] = (threadId, workflow, checkpoint, events) =>
-    Effect.gen(function*() {
-      const existing = yield* sql`SELECT 1 FROM runs WHERE thread_id = ${threadId}`
-      if (existing.length > 0) return yield* new RunExists({ threadId })
-      const now = yield* Clock.currentTimeMillis
-      yield* sql`INSERT INTO runs ${
-        sql.insert({
-          thread_id: threadId,
-          workflow,
-          status: "running",
-          step: checkpoint.step,
-          error: null,
-          created_at: now,
-          updated_at: now
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      write((run) =>
+        Effect.gen(function*() {
+          const existing = yield* run("SELECT 1 FROM runs WHERE thread_id = ?", [threadId])
+          if (existing.length > 0) return yield* new RunExists({ threadId })
+          yield* run(
+            `INSERT INTO runs (thread_id, workflow, status, step, error, created_at, updated_at, last_seq)
+            VALUES (?, ?, 'running', ?, NULL, ?, ?, ?)`,
+            [threadId, workflow, checkpoint.step, now, now, events.length]
+          )
+          yield* insertCheckpoint(run, threadId, checkpoint)
+          yield* appendEvents(run, threadId, 1, events)
         })
-      }`
-      yield* insertCheckpoint(threadId, checkpoint)
-      yield* append(threadId, events)
-    }).pipe(sql.withTransaction, Effect.catchTag("SqlError", Effect.die))
+      )).pipe(Effect.catchTag("SqlError", Effect.die))
 
-  const saveWrite: CheckpointStore["Type"]["saveWrite"] = (threadId, write, events) =>
-    Effect.gen(function*() {
-      yield* sql`INSERT OR REPLACE INTO writes ${
-        sql.insert({
-          thread_id: threadId,
-          step: write.step,
-          node: write.node,
-          update_json: JSON.stringify(write.update)
-        })
-      }`
-      yield* append(threadId, events)
-      yield* touch(threadId, {})
-    }).pipe(sql.withTransaction, Effect.orDie)
+  const saveWrite: CheckpointStore["Type"]["saveWrite"] = (threadId, pending, events) =>
+    write((run) =>
+      Effect.zipRight(
+        run("INSERT OR REPLACE INTO writes (thread_id, step, node, update_json) VALUES (?, ?, ?, ?)", [
+          threadId,
+          pending.step,
+          pending.node,
+          JSON.stringify(pending.update)
+        ]),
+        touch(run, threadId, {}, events)
+      )
+    ).pipe(Effect.orDie)
 
   const saveCheckpoint: CheckpointStore["Type"]["saveCheckpoint"] = (threadId, checkpoint, events) =>
-    Effect.gen(function*() {
-      yield* insertCheckpoint(threadId, checkpoint)
-      yield* sql`DELETE FROM writes WHERE thread_id = ${threadId} AND step < ${checkpoint.step}`
-      yield* append(threadId, events)
-      yield* touch(threadId, { step: checkpoint.step })
-    }).pipe(sql.withTransaction, Effect.orDie)
+    write((run) =>
+      Effect.gen(function*() {
+        yield* insertCheckpoint(run, threadId, checkpoint)
+        yield* run("DELETE FROM writes WHERE thread_id = ? AND step < ?", [threadId, checkpoint.step])
+        yield* touch(run, threadId, { step: checkpoint.step }, events)
+      })
+    ).pipe(Effect.orDie)
 
   const setStatus: CheckpointStore["Type"]["setStatus"] = (threadId, status, events, error) =>
-    Effect.gen(function*() {
-      const [row] = yield* sql<{ status: RunStatus }>`SELECT status FROM runs WHERE thread_id = ${threadId}`
-      if (row === undefined || !canMove(row.status, status)) return false
-      yield* append(threadId, events)
-      yield* touch(threadId, { status, error: error ?? null })
-      return true
-    }).pipe(sql.withTransaction, Effect.orDie)
+    write((run) =>
+      Effect.gen(function*() {
+        const [row] = yield* run<{ readonly status: RunStatus }>("SELECT status FROM runs WHERE thread_id = ?", [
+          threadId
+        ])
+        if (row === undefined || !canMove(row.status, status)) return false
+        yield* touch(run, threadId, { status, error: error ?? null }, events)
+        return true
+      })
+    ).pipe(Effect.orDie)
 
   const addUsage: CheckpointStore["Type"]["addUsage"] = (threadId, usage) =>
-    Effect.gen(function*() {
-      const row = yield* findRun(threadId)
-      if (Option.isNone(row)) return
-      const run = yield* toRecord(threadId, row.value)
-      yield* touch(threadId, usageColumns(add(run.usage, usage)))
-    }).pipe(sql.withTransaction, Effect.orDie)
+    write((run) =>
+      Effect.gen(function*() {
+        const [row] = yield* run<RunRow>("SELECT * FROM runs WHERE thread_id = ?", [threadId])
+        if (row === undefined) return
+        const record = yield* toRecord(threadId, row)
+        yield* touch(run, threadId, usageColumns(add(record.usage, usage)))
+      })
+    ).pipe(Effect.orDie)
 
   const load = loadSaved(sql)
 
   const getRun: CheckpointStore["Type"]["getRun"] = (threadId) =>
-    Effect.flatMap(findRun(threadId), (row) =>
+    Effect.flatMap(find(threadId), (row) =>
       Option.isNone(row)
         ? Effect.fail(new RunNotFound({ threadId }))
         : toRecord(threadId, row.value).pipe(Effect.orDie))
