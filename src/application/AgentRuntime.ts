@@ -57,7 +57,7 @@ export const toolMessage = (result: ToolResult): ChatMessage =>
     content: result.succeeded
       ? JSON.stringify(result.output ?? null)
       : JSON.stringify({ error: result.error?._tag ?? result.status, message: result.error?.message ?? "" })
-  })
+  }, true)
 
 /** JSON Schema generation is costly; a tool's spec never changes, so it is made once. */
 const specs = new WeakMap<ToolDefinition, ChatToolSpec>()
@@ -103,6 +103,9 @@ export interface Service {
 
 type Emit = (event: AgentEvent) => Effect.Effect<void>
 
+/** Values the runtime builds from values already checked: constructing them skips validation. */
+const trusted = true
+
 /** What a run talks to, and what its tokens cost. */
 interface Ports {
   readonly llm: LanguageModel["Type"]
@@ -116,9 +119,14 @@ interface Conversation {
   readonly ports: Ports
   readonly agent: Agent
   readonly specs: ReadonlyArray<ChatToolSpec>
-  readonly emit: Emit
+  /** Where events go; `undefined` when nobody consumes them (`answer`), so none is built. */
+  readonly emit: Emit | undefined
   readonly spent: Ref.Ref<Usage.Usage>
 }
+
+/** Emits the event `make` builds, building it only if someone listens. */
+const tell = (emit: Emit | undefined, make: () => AgentEvent): Effect.Effect<void> =>
+  emit === undefined ? Effect.void : emit(make())
 
 const noFinalMessage = () =>
   new LlmBadResponse({ host: "", message: "the chat stream ended without a final message", raw: "" })
@@ -133,7 +141,7 @@ const chat = (
     ? ports.llm.chatStream(request).pipe(
       Stream.runFoldEffect(Option.none<ChatResponse>(), (done, chunk) =>
         chunk._tag === "Delta"
-          ? Effect.as(emit(new LlmToken({ step, content: chunk.content })), done)
+          ? Effect.as(tell(emit, () => new LlmToken({ step, content: chunk.content }, trusted)), done)
           : Effect.succeed(Option.some(chunk.response))),
       Effect.flatMap(Option.match({ onNone: () => Effect.fail(noFinalMessage()), onSome: Effect.succeed }))
     )
@@ -143,19 +151,23 @@ const chat = (
 const callTools = ({ agent, emit, ports }: Conversation, step: number, requested: ReadonlyArray<LlmToolCall>) =>
   Effect.gen(function*() {
     const calls = requested.map((call, i) => callOf(step, i, call))
-    yield* emit(
+    yield* tell(emit, () =>
       new ToolCallsRequested({
         step,
         calls: calls.map((call, i) =>
-          new RequestedCall({ id: call.id, tool: requested[i]!.name, arguments: call.input })
+          new RequestedCall({ id: call.id, tool: requested[i]!.name, arguments: call.input }, trusted)
         )
-      })
-    )
+      }, trusted))
     const offered = calls.filter((call) => agent.tools.includes(call.tool))
     const ran = yield* ports.executor.executeParallel(offered, { concurrency: agent.toolConcurrency ?? 4 })
-    const byId = new Map(ran.map((result) => [result.callId, result]))
-    const results = calls.map((call, i) => byId.get(call.id) ?? notOffered(call, requested[i]!.name))
-    yield* Effect.forEach(results, (result) => emit(new ToolResultEvent({ step, result })), { discard: true })
+    const results = offered.length === calls.length ?
+      ran :
+      calls.map((call, i) => ran.find((result) => result.callId === call.id) ?? notOffered(call, requested[i]!.name))
+    if (emit !== undefined) {
+      yield* Effect.forEach(results, (result) => emit(new ToolResultEvent({ step, result }, trusted)), {
+        discard: true
+      })
+    }
     return results
   })
 
@@ -169,18 +181,22 @@ const turn = (
     const { agent, emit, specs } = conversation
     const maxSteps = agent.maxSteps ?? 8
     if (step > maxSteps) return yield* new MaxStepsExceeded({ agent: agent.name, maxSteps })
-    yield* emit(new StepStarted({ step }))
-    const response = yield* chat(conversation, step, new ChatRequest({ model: agent.model, messages, tools: specs }))
+    yield* tell(emit, () => new StepStarted({ step }, trusted))
+    const response = yield* chat(
+      conversation,
+      step,
+      new ChatRequest({ model: agent.model, messages, tools: specs }, trusted)
+    )
     const usage = Usage.ofCall(response.model, response.usage, conversation.ports.prices)
     const total = yield* Ref.updateAndGet(conversation.spent, (spent) => Usage.add(spent, usage))
     const requested = response.message.toolCalls
     if (requested.length === 0) {
-      yield* emit(new StepFinished({ step, usage }))
-      yield* emit(new FinalAnswer({ step, content: response.message.content, usage: total }))
+      yield* tell(emit, () => new StepFinished({ step, usage }, trusted))
+      yield* tell(emit, () => new FinalAnswer({ step, content: response.message.content, usage: total }, trusted))
       return response.message.content
     }
     const results = yield* callTools(conversation, step, requested)
-    yield* emit(new StepFinished({ step, usage }))
+    yield* tell(emit, () => new StepFinished({ step, usage }, trusted))
     return yield* turn(conversation, step + 1, [...messages, response.message, ...results.map(toolMessage)])
   })
 
@@ -189,13 +205,13 @@ const converse = (
   ports: Ports,
   agent: Agent,
   input: string,
-  emit: Emit,
+  emit: Emit | undefined,
   spent: Ref.Ref<Usage.Usage>
 ): Effect.Effect<string, AgentError> => {
   const conversation = Effect.gen(function*() {
     const tools = yield* Effect.forEach(agent.tools, (name) => ports.registry.get(name))
     return yield* turn({ ports, agent, specs: tools.map(specOf), emit, spent }, 1, [
-      new ChatMessage({ role: "system", content: agent.systemPrompt }),
+      new ChatMessage({ role: "system", content: agent.systemPrompt }, trusted),
       new ChatMessage({ role: "user", content: input })
     ])
   })
@@ -227,7 +243,7 @@ export const make: Effect.Effect<Service, never, LanguageModel | ToolRegistry | 
     return {
       run,
       answer: (agent, input) =>
-        Effect.flatMap(Ref.make(Usage.zero), (spent) => converse(ports, agent, input, () => Effect.void, spent)).pipe(
+        Effect.flatMap(Ref.make(Usage.zero), (spent) => converse(ports, agent, input, undefined, spent)).pipe(
           Effect.withSpan("AgentRuntime.answer", spanOptions(agent))
         ),
       collect: (agent, input) => Effect.map(Stream.runCollect(run(agent, input)), Chunk.toReadonlyArray)

@@ -12,13 +12,12 @@
  */
 import type { Duration } from "effect"
 import {
-  Cache,
   Cause,
-  Clock,
   Context,
   Deferred,
   Effect,
   Exit,
+  Fiber,
   Layer,
   Metric,
   Option,
@@ -57,6 +56,11 @@ export interface Options {
   readonly breaker?: Omit<CircuitBreaker.Options<ToolHandlerError>, "service"> | false
   /** Sees every call that ends failed, timed out or rejected. */
   readonly onError?: (call: ToolCall, error: ToolError) => Effect.Effect<void>
+  /**
+   * A span per call as well as per execution (default `false`: one span per execution).
+   * A span costs about 5 µs, more than the rest of a no-op call's path.
+   */
+  readonly traceCalls?: boolean
 }
 
 /** Per-execution settings; they override the executor's. */
@@ -200,17 +204,43 @@ interface Attempts {
   readonly isRetryable: (error: ToolError) => boolean
 }
 
-/** The output, encoded with the tool's schema; a mismatch is the tool's failure. */
-const encodeOutput = (tool: ToolDefinition) => (output: unknown) =>
-  Schema.encodeUnknown(tool.output)(output).pipe(
-    Effect.mapError((error) =>
-      new ToolFailed({
-        tool: tool.name,
-        message: `output does not match the tool's schema: ${error.message}`,
-        retryable: false
-      })
-    )
-  )
+/** `Unknown`, `Any` and `Void` take any value as it is: decoding or encoding with them is a no-op. */
+const acceptsAnything = (schema: Schema.Schema.Any): boolean => {
+  const tag = schema.ast._tag
+  return tag === "UnknownKeyword" || tag === "AnyKeyword" || tag === "VoidKeyword"
+}
+
+/** A tool's input decoder and output encoder, made once per tool: `undefined` where the schema takes anything. */
+interface Codec {
+  readonly decode: ((input: unknown) => Effect.Effect<unknown, InvalidToolInput>) | undefined
+  readonly encode: ((output: unknown) => Effect.Effect<unknown, ToolFailed>) | undefined
+}
+
+const codecs = new WeakMap<ToolDefinition, Codec>()
+const codecOf = (tool: ToolDefinition): Codec => {
+  let codec = codecs.get(tool)
+  if (codec === undefined) {
+    const decode = Schema.decodeUnknown(tool.input)
+    const encode = Schema.encodeUnknown(tool.output)
+    codec = {
+      decode: acceptsAnything(tool.input)
+        ? undefined
+        : (input) => Effect.mapError(decode(input), (error) => invalidInput(tool.name, error)),
+      // the output, encoded with the tool's schema; a mismatch is the tool's failure
+      encode: acceptsAnything(tool.output) ?
+        undefined :
+        (output) =>
+          Effect.mapError(encode(output), (error) =>
+            new ToolFailed({
+              tool: tool.name,
+              message: `output does not match the tool's schema: ${error.message}`,
+              retryable: false
+            }))
+    }
+    codecs.set(tool, codec)
+  }
+  return codec
+}
 
 /** Runs one decoded call with timeout, breaker and retry; counts attempts. */
 const attempt = (
@@ -220,26 +250,45 @@ const attempt = (
   timeout: Duration.DurationInput,
   attempts: { count: number }
 ): Effect.Effect<unknown, ToolError> => {
-  const once = Effect.suspend(() => {
+  const protectedWork = Effect.suspend(() => {
     attempts.count++
     return work(context.runners, tool, input)
   }).pipe(
     Effect.catchAllDefect((defect) => Effect.fail(defectToFailure(tool.name, Cause.die(defect)))),
     Timeouts.within(`tool:${tool.name}`, tool.timeout ?? timeout),
-    context.protect(tool.name),
-    Effect.flatMap(encodeOutput(tool))
+    context.protect(tool.name)
   )
+  const encode = codecOf(tool).encode
+  const once = encode === undefined ? protectedWork : Effect.flatMap(protectedWork, encode)
   const policy = tool.retry ?? context.retry
   return policy.maxRetries === 0
     ? once
     : Effect.retry(once, Retry.schedule<ToolError>(policy, tool.isRetryable ?? context.isRetryable))
 }
 
-const recordMetrics = (result: ToolResult) =>
-  Effect.zipRight(
-    Metric.increment(MetricTags.tagged(toolCalls, { tool: result.tool, status: result.status })),
-    Metric.update(MetricTags.tagged(toolDuration, { tool: result.tool }), result.durationMs)
-  )
+/** One tool's tagged metrics, built on its first call: a call then allocates no metric object. */
+interface ToolMetrics {
+  readonly calls: { [S in ToolStatus]?: Metric.Metric.Counter<number> }
+  readonly duration: Metric.Metric.Histogram<number>
+}
+
+const metricsOf = (byTool: Map<string, ToolMetrics>, tool: string): ToolMetrics => {
+  let metrics = byTool.get(tool)
+  if (metrics === undefined) {
+    metrics = { calls: {}, duration: Metric.tagged(toolDuration, "tool", tool) }
+    byTool.set(tool, metrics)
+  }
+  return metrics
+}
+
+const recordMetrics = (byTool: Map<string, ToolMetrics>) => (result: ToolResult) => {
+  const metrics = metricsOf(byTool, result.tool)
+  const calls = metrics.calls[result.status] ??= MetricTags.tagged(toolCalls, {
+    tool: result.tool,
+    status: result.status
+  })
+  return Effect.zipRight(Metric.increment(calls), Metric.update(metrics.duration, result.durationMs))
+}
 
 /** A graph's nodes, each started the moment its own dependencies have finished. */
 const runGraph = (
@@ -309,68 +358,109 @@ const makeWith = (options: Options, runners: Runners) =>
     const defaultConcurrency = options.concurrency ?? 8
     const breakerOptions = options.breaker
 
-    const breakers = yield* Cache.make({
-      capacity: 10_000,
-      timeToLive: Infinity,
-      lookup: (tool: string) =>
-        CircuitBreaker.make<ToolHandlerError>({
+    const breakers = new Map<string, CircuitBreaker.CircuitBreaker<ToolHandlerError>>()
+    /** The tool's breaker, made on its first call and kept for the executor's lifetime. */
+    const breakerOf = (tool: string): Effect.Effect<CircuitBreaker.CircuitBreaker<ToolHandlerError>> =>
+      Effect.suspend(() => {
+        const known = breakers.get(tool)
+        if (known !== undefined) return Effect.succeed(known)
+        return CircuitBreaker.make<ToolHandlerError>({
           consecutiveFailures: 5,
           resetTimeout: "30 seconds",
           // by default only the tool's own failures and deadlines count; a user's predicate replaces that
           isFailure: (error) => error._tag === "ToolFailed" || error._tag === "Timeout",
           ...breakerOptions,
           service: `tool:${tool}`
-        }).pipe(Scope.extend(scope))
-    })
+        }).pipe(
+          Scope.extend(scope),
+          // two first calls at once may both build one: the first kept wins
+          Effect.map((made) => {
+            const kept = breakers.get(tool) ?? made
+            breakers.set(tool, kept)
+            return kept
+          })
+        )
+      })
 
     const context: Attempts = {
       runners,
       protect: (tool) => (self) =>
-        breakerOptions === false ? self : Effect.flatMap(breakers.get(tool), (breaker) => breaker.protect(self)),
+        breakerOptions === false ? self : Effect.flatMap(breakerOf(tool), (breaker) => breaker.protect(self)),
       retry: options.retry === undefined ? RetryPolicy.none : RetryPolicy.from(options.retry),
       isRetryable: options.isRetryable ?? Retry.isRetryable
     }
+    const metrics = recordMetrics(new Map())
 
-    const execute = (call: ToolCall, callOptions: CallOptions = {}): Effect.Effect<ToolResult> =>
-      Effect.gen(function*() {
-        const started = yield* Clock.currentTimeMillis
+    /** Decode, then the attempts: the tool's output, or why there is none. */
+    const run = (call: ToolCall, timeout: Duration.DurationInput, attempts: { count: number }) =>
+      Effect.flatMap(registry.get(call.tool), (tool) => {
+        const decode = codecOf(tool).decode
+        return decode === undefined
+          ? attempt(context, tool, call.input, timeout, attempts)
+          : Effect.flatMap(decode(call.input), (input) => attempt(context, tool, input, timeout, attempts))
+      })
+
+    const execute = (call: ToolCall, callOptions: CallOptions = {}): Effect.Effect<ToolResult> => {
+      const timeout = callOptions.timeout ?? timeouts["tool.default"]
+      const result = Effect.clockWith((clock) => {
+        const started = clock.unsafeCurrentTimeMillis()
         const attempts = { count: 0 }
-        const timeout = callOptions.timeout ?? timeouts["tool.default"]
-        const exit = yield* registry.get(call.tool).pipe(
-          Effect.flatMap((tool) =>
-            Schema.decodeUnknown(tool.input)(call.input).pipe(
-              Effect.mapError((error) => invalidInput(tool.name, error)),
-              Effect.flatMap((input) => attempt(context, tool, input, timeout, attempts))
-            )
-          ),
-          Effect.exit
-        )
-        const finished = yield* Clock.currentTimeMillis
-        const fields = { callId: call.id, tool: call.tool, attempts: attempts.count, durationMs: finished - started }
-        if (Exit.isSuccess(exit)) {
-          return new ToolResult({ ...fields, status: "succeeded", output: exit.value }, trusted)
-        }
-        if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
-        const error = Option.getOrElse(
-          Cause.failureOption(exit.cause),
-          () => defectToFailure(call.tool, exit.cause as Cause.Cause<never>)
-        )
-        const onError = callOptions.onError ?? options.onError
-        if (onError) yield* onError(call, error)
-        return new ToolResult({ ...fields, status: statusOf(error), error }, trusted)
-      }).pipe(
-        Effect.tap(recordMetrics),
-        Effect.withSpan("ToolExecutor.execute", {
+        return Effect.flatMap(Effect.exit(run(call, timeout, attempts)), (exit): Effect.Effect<ToolResult> => {
+          const fields = {
+            callId: call.id,
+            tool: call.tool,
+            attempts: attempts.count,
+            durationMs: clock.unsafeCurrentTimeMillis() - started
+          }
+          if (Exit.isSuccess(exit)) {
+            return Effect.succeed(new ToolResult({ ...fields, status: "succeeded", output: exit.value }, trusted))
+          }
+          if (Cause.isInterruptedOnly(exit.cause)) return Effect.interrupt
+          const error = Option.getOrElse(
+            Cause.failureOption(exit.cause),
+            () => defectToFailure(call.tool, exit.cause as Cause.Cause<never>)
+          )
+          const failed = new ToolResult({ ...fields, status: statusOf(error), error }, trusted)
+          const onError = callOptions.onError ?? options.onError
+          return onError ? Effect.as(onError(call, error), failed) : Effect.succeed(failed)
+        })
+      }).pipe(Effect.tap(metrics))
+      return options.traceCalls === true
+        ? Effect.withSpan(result, "ToolExecutor.execute", {
           attributes: { "loom.tool": call.tool, "loom.call_id": call.id },
-          // a stack trace per call is costly on the hot path; the span name and attributes locate it
           captureStackTrace: false
         })
-      )
+        : result
+    }
 
-    const executeParallel: Service["executeParallel"] = (calls, callOptions = {}) =>
-      Effect.forEach(calls, (call) => execute(call, callOptions), {
-        concurrency: callOptions.concurrency ?? defaultConcurrency
-      }).pipe(Effect.withSpan("ToolExecutor.executeParallel", { captureStackTrace: false }))
+    /**
+     * One call runs on the caller's fiber; calls within the bound fork one fiber each, awaited
+     * in order; more calls than the bound go through `Effect.forEach`'s bounded workers.
+     */
+    const executeParallel: Service["executeParallel"] = (calls, callOptions = {}) => {
+      const all = Array.isArray(calls) ? calls as ReadonlyArray<ToolCall> : Array.from(calls)
+      const bound = callOptions.concurrency ?? defaultConcurrency
+      const results: Effect.Effect<ReadonlyArray<ToolResult>> = all.length === 0
+        ? Effect.succeed([])
+        : all.length === 1
+        ? Effect.map(execute(all[0]!, callOptions), (result) => [result])
+        : all.length <= bound
+        ? Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(
+            Effect.forEach(all, (call) => Effect.fork(restore(execute(call, callOptions)))),
+            (fibers) =>
+              // awaited, not joined: a call's FiberRef changes stay in it (isolation), and no join walks them
+              restore(Effect.forEach(fibers, (fiber) => Effect.flatten(Fiber.await(fiber)))).pipe(
+                Effect.onInterrupt(() => Fiber.interruptAll(fibers))
+              )
+          )
+        )
+        : Effect.forEach(all, (call) => execute(call, callOptions), { concurrency: bound })
+      return Effect.withSpan(results, "ToolExecutor.executeParallel", {
+        attributes: { "loom.calls": all.length },
+        captureStackTrace: false
+      })
+    }
 
     const executeSequential: Service["executeSequential"] = Effect.fn("ToolExecutor.executeSequential")(
       function*(calls: Iterable<ToolCall>, callOptions: CallOptions = {}) {
@@ -402,7 +492,7 @@ const makeWith = (options: Options, runners: Runners) =>
         ).pipe(
           Effect.withSpan("ToolExecutor.executeBatch", { attributes: { "loom.tool": tool }, captureStackTrace: false })
         ),
-      breaker: (tool) => breakers.get(tool)
+      breaker: breakerOf
     })
   })
 

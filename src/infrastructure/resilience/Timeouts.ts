@@ -5,6 +5,7 @@
  */
 import { Config, Context, Duration, Effect, Layer } from "effect"
 import { Timeout } from "../../domain/Errors.js"
+import * as Deadline from "./Deadline.js"
 
 export const operations = [
   "llm.chat",
@@ -48,14 +49,14 @@ export class Timeouts extends Context.Tag("loom/Timeouts")<Timeouts, Table>() {
   static readonly layer = (overrides: Partial<Table>) => Layer.succeed(Timeouts, { ...defaults, ...overrides })
 }
 
-/** Fails `self` with `Timeout { operation, after }` if it runs longer than `after`; `self` is interrupted. */
+/**
+ * Fails `self` with `Timeout { operation, after }` if it runs longer than `after`; `self` is
+ * interrupted. One fork and one timer (`Deadline`), not `Effect.timeout`'s two racing fibers.
+ */
 export const within =
   (operation: string, after: Duration.DurationInput) =>
   <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | Timeout, R> =>
-    Effect.timeoutFail(self, {
-      duration: after,
-      onTimeout: () => new Timeout({ operation, after: Duration.decode(after) })
-    })
+    Deadline.within(after, () => new Timeout({ operation, after: Duration.decode(after) }))(self)
 
 /** `within`, taking the deadline for `operation` from the `Timeouts` table. */
 export const apply =
