@@ -22,6 +22,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { setTimeout as sleepMs } from "node:timers/promises"
 import { fileURLToPath } from "node:url"
+import * as floors from "./floors.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 import * as ScriptedModel from "./ScriptedModel.js"
@@ -97,6 +98,7 @@ export const runs10k: Scenario = {
   },
   loom: () => wallMs(() => loomRuns(runtime!)),
   baseline: () => wallMs(() => handRuns()),
+  floor: () => wallMs(() => Effect.runPromise(floors.agentRuns(runs, 10))),
   teardown: async () => {
     await runtime?.dispose()
   }
@@ -119,15 +121,21 @@ export const runs10kRss: Scenario = {
   baseline: () => peakMb("hand")
 }
 
+/** Nodes in the linear workflow, each its own step, so each checkpointed. */
+const linearNodes = 20
+
 const Steps = Schema.Struct({ count: Schema.Int })
 const linear = Workflow.make({
   name: "linear",
   state: Steps,
   start: "n0",
   nodes: Object.fromEntries(
-    Array.from({ length: 20 }, (_, i) => [`n${i}`, (s: typeof Steps.Type) => Effect.succeed({ count: s.count + 1 })])
+    Array.from(
+      { length: linearNodes },
+      (_, i) => [`n${i}`, (s: typeof Steps.Type) => Effect.succeed({ count: s.count + 1 })]
+    )
   ),
-  edges: Object.fromEntries(Array.from({ length: 19 }, (_, i) => [`n${i}`, `n${i + 1}`]))
+  edges: Object.fromEntries(Array.from({ length: linearNodes - 1 }, (_, i) => [`n${i}`, `n${i + 1}`]))
 })
 
 const workflowRuns = 20
@@ -166,6 +174,7 @@ export const checkpointOverhead: Scenario = {
   },
   loom: () => invokeLinear(engines!.withCheckpoints),
   baseline: () => invokeLinear(engines!.inMemory),
+  derive: ({ baseline, loom }) => ({ addedMsPerNode: (loom - baseline) / linearNodes }),
   teardown: async () => {
     if (!engines) return
     await engines.withCheckpoints.dispose()

@@ -2,6 +2,7 @@
 import { circuitBreaker, ConsecutiveBreaker, handleAll } from "cockatiel"
 import { Effect, Exit, Scope } from "effect"
 import { CircuitBreaker } from "loom"
+import * as floors from "./floors.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 
@@ -26,5 +27,6 @@ export const noopCall: Scenario = {
     ((await wallMs(async () => {
       for (let i = 0; i < calls; i++) await policy.execute(() => undefined)
     })) * 1e6) / calls,
+  floor: async () => ((await wallMs(() => Effect.runPromise(floors.breaker(calls)))) * 1e6) / calls,
   teardown: () => Effect.runPromise(Scope.close(scope, Exit.void))
 }

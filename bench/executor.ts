@@ -2,6 +2,7 @@
 import { Effect, Layer, ManagedRuntime, Schema } from "effect"
 import { InMemoryToolRegistry, Timeouts, Tool, ToolCall, ToolExecutor, ToolGraph } from "loom"
 import { setTimeout as sleepMs } from "node:timers/promises"
+import * as floors from "./floors.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 
@@ -30,7 +31,8 @@ export const fanout: Scenario = {
     wallMs(() =>
       runtime.runPromise(Effect.flatMap(ToolExecutor.ToolExecutor, (executor) => executor.executeParallel(calls)))
     ),
-  baseline: () => wallMs(() => Promise.all(calls.map(() => sleepMs(20))))
+  baseline: () => wallMs(() => Promise.all(calls.map(() => sleepMs(20)))),
+  floor: () => wallMs(() => Effect.runPromise(floors.fanout(calls.length, 20)))
 }
 
 const diamond = ToolGraph.validate([

@@ -3,6 +3,7 @@ import * as agent from "./agent.js"
 import * as breaker from "./breaker.js"
 import * as cpu from "./cpu.js"
 import * as executor from "./executor.js"
+import * as idle from "./idle.js"
 import * as llm from "./llm.js"
 import * as pool from "./pool.js"
 import type { Scenario } from "./Scenario.js"
@@ -20,7 +21,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   cpu.topkVsPiscina,
   agent.runs10k,
   agent.runs10kRss,
-  agent.checkpointOverhead
+  agent.checkpointOverhead,
+  idle.idleRss
 ]
 
 const only = process.argv[2]

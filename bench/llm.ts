@@ -4,6 +4,7 @@ import { Chat, OllamaConfig, OllamaLanguageModel, OllamaSimulator, RetryPolicy }
 import type { LanguageModel } from "loom"
 import { performance } from "node:perf_hooks"
 import { Ollama } from "ollama"
+import * as floors from "./floors.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 
@@ -70,6 +71,10 @@ export const embedBatched: Scenario = {
     const client = new Ollama({ host: current().sim.url })
     const texts = Array.from({ length: 1000 }, (_, i) => `baseline text ${i}`)
     return wallMs(() => Promise.all(texts.map((text) => client.embed({ model: "nomic-embed-text", input: text }))))
+  },
+  floor: () => {
+    const texts = Array.from({ length: 1000 }, (_, i) => `floor ${round} text ${i}`)
+    return wallMs(() => Effect.runPromise(floors.embedBatched(current().sim.url, "nomic-embed-text", texts, 100, 5)))
   },
   teardown: stop
 }

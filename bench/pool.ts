@@ -2,6 +2,7 @@
 import { Effect, Exit, Scope } from "effect"
 import { WorkerPool } from "loom"
 import PQueue from "p-queue"
+import * as floors from "./floors.js"
 import type { Scenario } from "./Scenario.js"
 import { wallMs } from "./Scenario.js"
 
@@ -34,5 +35,6 @@ export const noop: Scenario = {
       await queue.onIdle()
     })
     return jobs / (ms / 1000)
-  }
+  },
+  floor: async () => jobs / ((await wallMs(() => Effect.runPromise(floors.pool(jobs, concurrency, 1024)))) / 1000)
 }
