@@ -4,18 +4,20 @@
  * and the CLI (`Cli.ts`) choosing what to run: the HTTP service (`npm start`,
  * `loom serve`), Loom's tools over MCP on stdio, or one command in this process.
  */
-import { FetchHttpClient } from "@effect/platform"
-import { NodeContext, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Logger, RuntimeFlags, Stream } from "effect"
-import { readFileSync } from "node:fs"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import { Duration, Effect, Layer, Logger, RuntimeFlags, Stream } from "effect"
 import { createServer } from "node:http"
 import { AgentRuntime } from "./application/AgentRuntime.js"
 import * as Catalog from "./application/Catalog.js"
 import * as Cli from "./application/cli/Cli.js"
+import { version } from "./application/http/Api.js"
 import * as Handlers from "./application/http/Handlers.js"
 import { HealthChecks } from "./application/http/HealthChecks.js"
 import * as HttpService from "./application/http/HttpService.js"
-import { LoomConfig } from "./application/LoomConfig.js"
+import { cannotListen, ensureDirectory, LoomConfig } from "./application/LoomConfig.js"
 import * as LoomMcpServer from "./application/LoomMcpServer.js"
 import * as Shutdown from "./application/Shutdown.js"
 import { ToolExecutor } from "./application/ToolExecutor.js"
@@ -43,8 +45,11 @@ const Executor = ToolExecutor.layer().pipe(
   Layer.provideMerge(Timeouts.Timeouts.layerConfig)
 )
 
+/** `LOOM_DATA_DIR` checked before the database opens in it: a file there is one line naming the variable, not a stack. */
+const DataDir = Layer.effectDiscard(Effect.flatMap(SqliteCheckpointStore.dataDir, ensureDirectory))
+
 const Infrastructure = Layer.mergeAll(
-  SqliteCheckpointStore.layerConfig,
+  SqliteCheckpointStore.layerConfig.pipe(Layer.provide(DataDir)),
   LlmBackend.layerConfig,
   ResourceMonitor.layer(),
   Prometheus.layer,
@@ -56,8 +61,18 @@ const Local = Layer.mergeAll(AgentRuntime.layer, WorkflowEngine.layer).pipe(
   Layer.provideMerge(Infrastructure)
 )
 
+/**
+ * The listener. Node's own request deadline stays a backstop behind LOOM_REQUEST_TIMEOUT (the service answers
+ * a late body with a JSON 408 first); a failure to listen names the address and why, in one line.
+ */
 const Listener = Layer.unwrapEffect(
-  Effect.map(LoomConfig, (config) => NodeHttpServer.layer(createServer, { host: config.host, port: config.port }))
+  Effect.map(LoomConfig, (config) => {
+    const requestTimeout = Duration.toMillis(config.requestTimeout) + 5_000
+    const options = { requestTimeout, headersTimeout: Math.min(60_000, requestTimeout) }
+    return NodeHttpServer.layer(() => createServer(options), { host: config.host, port: config.port }).pipe(
+      Layer.catchAll((error) => Layer.fail(cannotListen(config, error.cause)))
+    )
+  })
 )
 
 const Service = HttpService.layer.pipe(
@@ -81,11 +96,14 @@ const local = {
   // the stdio server ends when its client goes away, and the process with it
   serve: ({ mcpStdio }: { readonly mcpStdio: boolean }) =>
     mcpStdio ? Effect.scoped(Layer.build(McpStdio)) : Shutdown.launch(Service),
-  tools: Effect.flatMap(ToolRegistry, (registry) => registry.list).pipe(Effect.provide(Local)),
-  workflow: (name: string, input: string) =>
+  // only the registry: listing tools opens no database and starts no thread
+  tools: Effect.flatMap(ToolRegistry, (registry) => registry.list).pipe(
+    Effect.provide(Registry.pipe(Layer.provide(Timeouts.Timeouts.layerConfig)))
+  ),
+  workflow: (name: string, input: string, threadId: string) =>
     Stream.unwrap(Effect.gen(function*() {
       const graph = yield* Catalog.workflow(name).pipe(Effect.catchTag("NotInCatalog", (e) => Effect.fail(usage(e))))
-      return (yield* WorkflowEngine).run(graph, CodingWorkflow.initial(input))
+      return (yield* WorkflowEngine).run(graph, CodingWorkflow.initial(input), { threadId })
     })).pipe(Stream.provideLayer(Local)),
   agent: (name: string, input: string) =>
     Stream.unwrap(Effect.gen(function*() {
@@ -96,8 +114,6 @@ const local = {
 
 /** Logs go to stderr, so stdout carries only what a command prints (`--json` output stays parseable). */
 const Logs = Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))
-
-const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
 
 Cli.run(local, { version })(process.argv).pipe(
   Effect.provide(Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer, Logs)),

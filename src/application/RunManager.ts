@@ -43,6 +43,11 @@ export const RunRequest = Schema.Struct({
   input: Schema.String,
   /** The id to run under (default: a new UUID); see `threadIdPattern`. */
   threadId: Schema.optional(ThreadIdText)
+}).annotations({
+  identifier: "RunRequest",
+  description: "A run to start: the coding workflow or the assistant agent, on an input text",
+  // the OpenAPI document says `additionalProperties: false`: a field it does not list is refused by name
+  parseOptions: { onExcessProperty: "error" }
 })
 export type RunRequest = typeof RunRequest.Type
 
@@ -88,9 +93,12 @@ const kindOf = (options: Options, request: RunRequest): Effect.Effect<RunKind, U
 }
 
 /**
- * Waits for a run's next event: a run live here bumps its version, so its followers cost
- * nothing while it is quiet (read again at least every second, in case an event was
- * stored after it was announced); a run elsewhere (another process) is polled.
+ * Waits for a run's next event: a run live here bumps its version after each of its
+ * events, so its followers cost nothing while it is quiet. Every write of the engine to
+ * the store is followed by an event (a node's events are saved, then its NodeFinished
+ * emitted), and a follower reads the version before the store, so a bump it missed
+ * cannot leave it behind; the store is read again every 30 s all the same, so a change in
+ * that order costs a delay, never a hang. A run elsewhere (another process) is polled.
  */
 const news = (
   live: SubscriptionRef.SubscriptionRef<number> | undefined,
@@ -102,7 +110,7 @@ const news = (
     : live.changes.pipe(
       Stream.filter((version) => version !== seen),
       Stream.runHead,
-      Effect.timeout("1 second"),
+      Effect.timeout("30 seconds"),
       Effect.ignore
     )
 
@@ -127,12 +135,24 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     const store = yield* CheckpointStore
     const runs = yield* FiberMap.make<string>()
     const shutdown = yield* ShuttingDown
+    // Closing the service: says which runs it cuts off, before the FiberMap interrupts them (finalizers run in reverse).
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const cut = Array.from(runs, ([threadId]) => threadId)
+        return cut.length === 0
+          ? Effect.logInfo("no run was running")
+          : Effect.logInfo(
+            `interrupting ${cut.length} running run(s) (${cut.join(", ")}): each is marked interrupted ` +
+              "and resumes from its last checkpoint on the next start"
+          )
+      })
+    )
 
-    /** Runs `events` in the background; resolves once the run has begun (or failed to). */
     /** Per run live in this process: bumped on each of its events, so followers wait instead of polling. */
     const versions = new Map<string, SubscriptionRef.SubscriptionRef<number>>()
     const bump = (ref: SubscriptionRef.SubscriptionRef<number>) => SubscriptionRef.update(ref, (n) => n + 1)
 
+    /** Runs `events` in the background; resolves once the run has begun (or failed to). */
     const launch = (threadId: string, events: Stream.Stream<WorkflowEvent>) =>
       Effect.gen(function*() {
         const begun = yield* Deferred.make<WorkflowEvent | undefined>()

@@ -2,10 +2,13 @@
  * The service's lifecycle: it runs until interrupted (SIGTERM, SIGINT), then shuts down
  * within `LOOM_SHUTDOWN_TIMEOUT` (default: the `shutdown` entry of the Timeouts table).
  * First `ShuttingDown` completes (run-event streams end, so open connections let the
- * server close), then the layers close in reverse. Past the deadline the process fails.
+ * server close), then the layers close in reverse, each saying what it did (runs
+ * interrupted, pools drained), and the last line says how long it all took. Past the
+ * deadline the process fails.
  */
-import { Config, Context, Data, Deferred, Duration, Effect, Layer, Scope } from "effect"
+import { Clock, Config, Context, Data, Deferred, Duration, Effect, Exit, Layer, Option, Scope } from "effect"
 import * as Timeouts from "../infrastructure/resilience/Timeouts.js"
+import { positiveDuration } from "./LoomConfig.js"
 
 /**
  * Completed when the service begins to shut down, before the HTTP server closes:
@@ -21,11 +24,14 @@ export class ShutdownTooSlow extends Data.TaggedError("ShutdownTooSlow")<{ reado
   }
 }
 
+/** `LOOM_SHUTDOWN_TIMEOUT`: a duration above zero, or none (then the Timeouts table's). */
+export const deadlineConfig = Config.option(positiveDuration("LOOM_SHUTDOWN_TIMEOUT"))
+
 /** Runs `layer` until interrupted, then closes it within the shutdown deadline. */
 export const launch = <E, R>(layer: Layer.Layer<never, E, R | ShuttingDown>) =>
   Effect.gen(function*() {
     const timeouts = yield* Timeouts.config
-    const deadline = yield* Config.duration("LOOM_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(timeouts.shutdown))
+    const deadline = Option.getOrElse(yield* deadlineConfig, () => timeouts.shutdown)
     const signal = yield* Deferred.make<void>()
     return yield* Effect.acquireUseRelease(
       Scope.make(),
@@ -35,8 +41,16 @@ export const launch = <E, R>(layer: Layer.Layer<never, E, R | ShuttingDown>) =>
           Effect.never
         ),
       (scope, exit) =>
-        Deferred.succeed(signal, undefined).pipe(
-          Effect.zipRight(Scope.close(scope, exit)),
+        Effect.gen(function*() {
+          // a start-up that failed closes what it had built, silently: its error says what happened
+          const stopping = Exit.isInterrupted(exit)
+          const started = yield* Clock.currentTimeMillis
+          if (stopping) yield* Effect.logInfo(`shutting down (within ${Duration.format(deadline)})`)
+          yield* Deferred.succeed(signal, undefined)
+          yield* Scope.close(scope, exit)
+          const took = (yield* Clock.currentTimeMillis) - started
+          if (stopping) yield* Effect.logInfo(`shut down in ${took} ms`)
+        }).pipe(
           Effect.disconnect,
           Effect.timeoutFail({ duration: deadline, onTimeout: () => new ShutdownTooSlow({ deadline }) }),
           Effect.tapError((error) => Effect.logError(error.message)),

@@ -10,6 +10,7 @@ import * as fc from "fast-check"
 import { LoomConfig } from "../../src/application/LoomConfig.js"
 import * as LoomConfigModule from "../../src/application/LoomConfig.js"
 import * as LoomMcpServer from "../../src/application/LoomMcpServer.js"
+import * as Shutdown from "../../src/application/Shutdown.js"
 import * as PriceTable from "../../src/domain/PriceTable.js"
 import * as NodeCpuRunner from "../../src/infrastructure/cpu/NodeCpuRunner.js"
 import * as LlmBackend from "../../src/infrastructure/ollama/LlmBackend.js"
@@ -23,7 +24,6 @@ const tally = Tally.make("env-config")
 
 /**
  * The Config values the service reads at start-up, with the variables each reads.
- * `LOOM_SHUTDOWN_TIMEOUT` is read inline in Shutdown.launch; its Config is the same here.
  */
 const configs: ReadonlyArray<readonly [string, Config.Config<unknown>]> = [
   ["LoomConfig", LoomConfigModule.config],
@@ -32,7 +32,7 @@ const configs: ReadonlyArray<readonly [string, Config.Config<unknown>]> = [
   ["Timeouts", Timeouts.config],
   ["OllamaConfig", OllamaConfig.config],
   ["LlmBackend", LlmBackend.config],
-  ["Shutdown", Config.duration("LOOM_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Timeouts.defaults.shutdown))],
+  ["Shutdown", Shutdown.deadlineConfig],
   ["LoomMcpServer", LoomMcpServer.sessionIdle],
   ["PriceTable", PriceTable.config],
   ["SqliteCheckpointStore", SqliteCheckpointStore.dataDir]
@@ -45,6 +45,7 @@ const variables: ReadonlyArray<readonly [string, Kind]> = [
   ["LOOM_PORT", "integer"],
   ["LOOM_MAX_RUNS", "integer"],
   ["LOOM_MAX_BODY_BYTES", "integer"],
+  ["LOOM_REQUEST_TIMEOUT", "duration"],
   ["LOOM_CODING_MODEL", "text"],
   ["LOOM_AGENT_MODEL", "text"],
   ["LOOM_SHUTDOWN_TIMEOUT", "duration"],
@@ -238,6 +239,30 @@ describe("fuzzed environment variables", () => {
         assert.isFalse(Exit.isFailure(exit) && Cause.isDie(exit.cause), "a defect")
       })
   )
+
+  it.effect("values that decoded to nonsense are refused naming their variable (they were accepted)", () =>
+    Effect.gen(function*() {
+      const refused: ReadonlyArray<readonly [string, string, Config.Config<unknown>]> = [
+        ["LOOM_SHUTDOWN_TIMEOUT", "-1 seconds", Shutdown.deadlineConfig],
+        ["LOOM_SHUTDOWN_TIMEOUT", "0 seconds", Shutdown.deadlineConfig],
+        ["LOOM_REQUEST_TIMEOUT", "-5 seconds", LoomConfigModule.config],
+        ["LOOM_HOST", "999.1.1.1", LoomConfigModule.config],
+        ["LOOM_HOST", "not a host", LoomConfigModule.config]
+      ]
+      for (const [name, value, config] of refused) {
+        const exit = yield* Effect.exit(
+          Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map([[name, value]])))
+        )
+        assert.isTrue(Exit.isFailure(exit) && !Cause.isDie(exit.cause), `${name}=${value} was accepted`)
+        assert.include(String(Exit.isFailure(exit) && Option.getOrUndefined(Cause.failureOption(exit.cause))), name)
+      }
+      for (const host of ["0.0.0.0", "::", "localhost", "loom.internal", "10.1.2.3"]) {
+        const exit = yield* Effect.exit(
+          Effect.withConfigProvider(LoomConfigModule.config, ConfigProvider.fromMap(new Map([["LOOM_HOST", host]])))
+        )
+        assert.isTrue(Exit.isSuccess(exit), host)
+      }
+    }))
 
   it.effect("the defaults decode", () =>
     Effect.gen(function*() {

@@ -1,9 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Schedule } from "effect"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { ProcessRunner, ProcessSpec } from "../../src/domain/Process.js"
 import * as NodeProcessRunner from "../../src/infrastructure/process/NodeProcessRunner.js"
-import { post, scratchDir, service } from "../support/Service.js"
+import { exited, post, scratchDir, service } from "../support/Service.js"
 
 /** A scratch data directory, removed when the test's scope closes. */
 const dataDir = Effect.acquireRelease(
@@ -23,6 +25,18 @@ const loom = (env: Record<string, string>, ...args: Array<string>) =>
     ))
 
 const Runner = NodeProcessRunner.layer({ timeout: Duration.seconds(60) })
+
+const root = new URL("../..", import.meta.url).pathname
+/** tsx's loader and the CLI's entry by absolute path, to run `loom` from another directory. */
+const fromAnywhere = [
+  "--import",
+  path.join(root, "node_modules/tsx/dist/loader.mjs"),
+  path.join(root, "src/main.ts")
+]
+
+const PATH = process.env["PATH"] ?? ""
+
+const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, "")
 
 describe("the loom CLI", () => {
   it.scoped(
@@ -140,5 +154,105 @@ describe("the loom CLI", () => {
         assert.include(down.stderr, "cannot reach Loom at http://127.0.0.1:9")
       }).pipe(Effect.provide(Runner)),
     180_000
+  )
+
+  it.scoped(
+    "help, `loom run` alone, the generated code shown plainly, a first question answered, `tools` writes nothing",
+    () =>
+      Effect.gen(function*() {
+        const env = { LOOM_DATA_DIR: yield* dataDir }
+        for (const args of [["help"], ["--help"]]) {
+          const help = yield* loom(env, ...args)
+          assert.strictEqual(help.exitCode, 0, `loom ${args.join(" ")}: ${help.stderr}`)
+          assert.include(plain(help.stdout), "COMMANDS")
+          assert.notInclude(help.stderr, "ERROR")
+          assert.notInclude(help.stdout + help.stderr, "Invalid")
+        }
+        const helpRun = yield* loom(env, "help", "run")
+        assert.strictEqual(helpRun.exitCode, 0, helpRun.stderr)
+        assert.include(plain(helpRun.stdout), "$ run")
+
+        // `loom run` alone: what it runs and how, not "unknown command run"
+        const run = yield* loom(env, "run")
+        assert.strictEqual(run.exitCode, 0, run.stderr)
+        assert.match(plain(run.stdout), /- workflow .*<name> <input>/)
+        assert.match(plain(run.stdout), /- agent .*<name> <input>/)
+        assert.notInclude(run.stdout + run.stderr, "unknown")
+
+        // the result as it is, not a truncated JSON dump of the state
+        const workflow = yield* loom(env, "run", "workflow", "coding", "Write add(a, b)")
+        assert.strictEqual(workflow.exitCode, 0, workflow.stderr)
+        assert.match(workflow.stdout, /^code:\nexport const add = \(a, b\) => a \+ b$/m)
+        assert.match(workflow.stdout, /^review:\nAPPROVED/m)
+        assert.notMatch(workflow.stdout, /finished {2}\{/)
+
+        // the first question of the README, on the simulator
+        const weather = yield* loom(env, "run", "agent", "assistant", "What is the weather in Lisbon?", "--simulator")
+        assert.strictEqual(weather.exitCode, 0, weather.stderr)
+        assert.match(weather.stdout, /calls weather \{"city":"Lisbon"\}/)
+        assert.match(weather.stdout, /weather succeeded \{"city":"Lisbon","celsius":\d+\}/)
+
+        // listing tools opens no database: nothing appears in the directory it runs in
+        const cwd = yield* dataDir
+        const tools = yield* Effect.flatMap(ProcessRunner, (runner) =>
+          runner.run(
+            new ProcessSpec({
+              command: process.execPath,
+              args: [...fromAnywhere, "tools"],
+              cwd,
+              env: { LOOM_LLM: "simulator" }
+            })
+          ))
+        assert.strictEqual(tools.exitCode, 0, tools.stderr)
+        assert.match(tools.stdout, /^weather\s+io/m)
+        assert.deepStrictEqual(fs.readdirSync(cwd), [])
+      }).pipe(Effect.provide(Runner)),
+    180_000
+  )
+
+  it.scopedLive(
+    "Ctrl-C during `run workflow` says the run's thread id and how to resume and follow it",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* dataDir
+        const child = yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            spawn(process.execPath, [...fromAnywhere, "run", "workflow", "coding", "Write add(a, b)"], {
+              env: {
+                PATH,
+                LOOM_LLM: "simulator",
+                LOOM_DATA_DIR: dir,
+                LOOM_SIMULATOR_LATENCY: "2 seconds"
+              },
+              stdio: ["ignore", "pipe", "pipe"]
+            })
+          ),
+          (child) =>
+            Effect.suspend(() => {
+              if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+              return exited(child)
+            })
+        )
+        let stdout = ""
+        let stderr = ""
+        child.stdout.on("data", (chunk: Buffer) => {
+          stdout += chunk.toString()
+        })
+        child.stderr.on("data", (chunk: Buffer) => {
+          stderr += chunk.toString()
+        })
+        yield* Effect.suspend(() => stdout.includes("step 0  intent …") ? Effect.void : Effect.fail("not yet")).pipe(
+          Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 600 }),
+          Effect.orDie
+        )
+        process.kill(child.pid!, "SIGINT")
+        const code = yield* exited(child).pipe(Effect.timeout("20 seconds"), Effect.orDie)
+        assert.strictEqual(code, 0, stderr)
+        const found = /loom: interrupted; run ([0-9a-f-]{36}) is kept at its last checkpoint/.exec(stderr)
+        assert.isNotNull(found, stderr)
+        assert.include(stderr, `loom runs follow ${found![1]}`)
+        assert.include(stderr, "loom serve")
+      }),
+    120_000
   )
 })

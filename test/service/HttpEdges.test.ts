@@ -5,6 +5,8 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as net from "node:net"
 import type { Running } from "../support/Service.js"
 import { json, post, scratchDir, service, until } from "../support/Service.js"
 
@@ -26,6 +28,45 @@ const assertRefused = (reply: Reply, status: number, tag: string, mentions: stri
   assert.include(String(body.message), mentions)
 }
 
+/**
+ * Sends `text` as is over a new connection and reads until the server closes it, or the
+ * client hangs up after `hangUpAfterMs`, or gives up after `waitMs`.
+ */
+const raw = (url: string, text: string, options: { readonly waitMs: number; readonly hangUpAfterMs?: number }) =>
+  Effect.scoped(Effect.gen(function*() {
+    const { hostname, port } = new URL(url)
+    const started = performance.now()
+    const received = { text: "" }
+    const socket = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const socket = net.connect(Number(port), hostname)
+        socket.on("data", (chunk) => {
+          received.text += chunk.toString()
+        })
+        socket.write(text)
+        return socket
+      }),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+    const closedByServer = Effect.async<"server">((resume) => {
+      socket.once("close", () => resume(Effect.succeed("server")))
+      socket.once("error", () => resume(Effect.succeed("server")))
+    })
+    const closedBy = yield* Effect.raceFirst(
+      closedByServer,
+      options.hangUpAfterMs === undefined
+        ? Effect.as(Effect.sleep(options.waitMs), "timeout" as const)
+        : Effect.as(Effect.sleep(options.hangUpAfterMs), "client" as const)
+    )
+    return { reply: received.text, closedBy, ms: performance.now() - started }
+  }))
+
+/** The status and JSON body of a raw HTTP reply. */
+const parsed = (reply: string) => {
+  const [head = "", body = ""] = reply.split("\r\n\r\n")
+  return { status: Number(head.split(" ")[1]), head, body: JSON.parse(body) as { _tag: string; message: string } }
+}
+
 /** A run that has finished, under a thread id of the test's choosing. */
 const finishedRun = (url: string, threadId: string) =>
   Effect.gen(function*() {
@@ -34,10 +75,22 @@ const finishedRun = (url: string, threadId: string) =>
     yield* until(json(`${url}/v1/runs/${threadId}`), (r) => (r.body as { status: string }).status !== "running")
   })
 
-layer(Layer.scoped(Service, service({ LOOM_DATA_DIR: scratchDir() })), {
-  excludeTestServices: true,
-  timeout: "60 seconds"
-})(
+const maxBodyBytes = 1024 * 1024
+
+layer(
+  Layer.scoped(
+    Service,
+    service({
+      LOOM_DATA_DIR: scratchDir(),
+      LOOM_REQUEST_TIMEOUT: "1 second",
+      LOOM_MAX_BODY_BYTES: String(maxBodyBytes)
+    })
+  ),
+  {
+    excludeTestServices: true,
+    timeout: "60 seconds"
+  }
+)(
   "the HTTP boundary's edges",
   (it) => {
     it.effect("JSON that does not parse is a 400 naming the problem (it was an empty 400)", () =>
@@ -120,6 +173,195 @@ layer(Layer.scoped(Service, service({ LOOM_DATA_DIR: scratchDir() })), {
         assert.strictEqual(resumed.status, 200)
         assert.notMatch(resumed.text, /^id: 1$/m)
         assert.match(resumed.text, /^id: 2$/m)
+      }))
+
+    it.effect("a chunked body over the limit is a 413 as JSON (the connection was reset)", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Service
+        const body = new TextEncoder().encode(
+          JSON.stringify({ kind: "agent", name: "assistant", input: "x".repeat(maxBodyBytes) })
+        )
+        for (const path of ["/v1/runs", "/v1/tools/execute"]) {
+          const reply = yield* json(`${url}${path}`, {
+            method: "POST",
+            headers: { "content-type": jsonBody },
+            body: new Blob([body]).stream(),
+            duplex: "half"
+          } as RequestInit)
+          assertRefused(reply, 413, "PayloadTooLarge", String(maxBodyBytes))
+        }
+        // the same by its Content-Length, and a chunked body within the limit goes through
+        assertRefused(
+          yield* send(`${url}/v1/runs`, "POST", new TextDecoder().decode(body)),
+          413,
+          "PayloadTooLarge",
+          "over"
+        )
+        const small = yield* json(`${url}/v1/tools/execute`, {
+          method: "POST",
+          headers: { "content-type": jsonBody },
+          body: new Blob([JSON.stringify({ mode: "batch", tool: "weather", inputs: [{ city: "Oslo" }] })]).stream(),
+          duplex: "half"
+        } as RequestInit)
+        assert.strictEqual(small.status, 200, JSON.stringify(small.body))
+      }))
+
+    it.effect("a body shorter than its Content-Length is a 408 as JSON after LOOM_REQUEST_TIMEOUT (it hung)", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Service
+        const { closedBy, ms, reply } = yield* raw(
+          url,
+          "POST /v1/runs HTTP/1.1\r\nHost: loom\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"kind\":",
+          { waitMs: 10_000 }
+        )
+        assert.strictEqual(closedBy, "server", reply)
+        assert.isBelow(ms, 5_000)
+        const { body, head, status } = parsed(reply)
+        assert.strictEqual(status, 408, reply)
+        assert.match(head, /content-type: application\/json/i)
+        assert.strictEqual(body._tag, "RequestTimeout")
+        assert.include(body.message, "LOOM_REQUEST_TIMEOUT")
+      }))
+
+    it.effect("fields the OpenAPI document does not list are a 400 naming them (they were ignored)", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Service
+        const run = yield* post(`${url}/v1/runs`, { kind: "agent", name: "assistant", input: "hi", priority: 1 })
+        assertRefused(run, 400, "HttpApiDecodeError", "priority")
+        const execute = yield* post(`${url}/v1/tools/execute`, {
+          mode: "parallel",
+          calls: [{ id: "1", tool: "weather", input: { city: "Oslo" }, retries: 3 }]
+        })
+        assertRefused(execute, 400, "HttpApiDecodeError", "retries")
+        const batch = yield* post(`${url}/v1/tools/execute`, { mode: "batch", tool: "weather", inputs: [], calls: [] })
+        assertRefused(batch, 400, "HttpApiDecodeError", "calls")
+      }))
+
+    it.effect("two calls with one id in a request are a 400 naming the second (both ran)", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Service
+        const reply = yield* post(`${url}/v1/tools/execute`, {
+          mode: "parallel",
+          calls: [
+            { id: "a", tool: "weather", input: { city: "Oslo" } },
+            { id: "b", tool: "weather", input: { city: "Rome" } },
+            { id: "a", tool: "weather", input: { city: "Lima" } }
+          ]
+        })
+        assertRefused(reply, 400, "HttpApiDecodeError", "call id \"a\" is used twice")
+        const issues = (reply.body as { issues: ReadonlyArray<{ path: ReadonlyArray<unknown> }> }).issues
+        assert.deepInclude(issues.map((issue) => issue.path), ["calls", 2, "id"])
+      }))
+
+    it.effect("search with limit -5 is refused naming limit, in the call's result (it answered as if -5 were fine)", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Service
+        const reply = yield* post(`${url}/v1/tools/execute`, {
+          mode: "parallel",
+          calls: [{ id: "1", tool: "search", input: { query: "effect", limit: -5 } }, {
+            id: "2",
+            tool: "search",
+            input: { query: "effect", limit: 2 }
+          }]
+        })
+        assert.strictEqual(reply.status, 200)
+        const [bad, good] = (reply.body as {
+          results: ReadonlyArray<{ status: string; error?: { _tag: string; message: string } }>
+        }).results
+        assert.strictEqual(bad?.status, "rejected")
+        assert.strictEqual(bad?.error?._tag, "InvalidToolInput")
+        assert.include(bad?.error?.message, "limit")
+        assert.strictEqual(good?.status, "succeeded")
+      }))
+
+    it.effect("a client that hangs up mid-body or mid-stream is no error of the service's", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Service
+        const cut = yield* raw(
+          url,
+          "POST /v1/runs HTTP/1.1\r\nHost: loom\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+          { waitMs: 5_000, hangUpAfterMs: 200 }
+        )
+        assert.strictEqual(cut.closedBy, "client")
+        yield* finishedRun(url, "hung-up")
+        const sse = yield* raw(url, "GET /v1/runs/hung-up/events HTTP/1.1\r\nHost: loom\r\n\r\n", {
+          waitMs: 5_000,
+          hangUpAfterMs: 50
+        })
+        assert.include(sse.reply, "200 OK")
+        // the last test of this file checks that the log has no ERROR
+      }))
+
+    it.effect("OPTIONS on a known path is a 405 with Allow, not an empty 404", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Service
+        const reply = yield* send(`${url}/v1/runs`, "OPTIONS")
+        assertRefused(reply, 405, "MethodNotAllowed", "OPTIONS")
+        assert.strictEqual(reply.headers.get("allow"), "GET, POST")
+      }))
+
+    it.effect("the OpenAPI document: Loom's title and version, every operation described, its errors and headers", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Service
+        type Operation = {
+          summary?: string
+          description?: string
+          security?: unknown
+          parameters?: ReadonlyArray<{ in: string; name: string; description?: string }>
+          responses: Record<string, { headers?: Record<string, unknown> }>
+        }
+        const spec = (yield* json(`${url}/openapi.json`)).body as {
+          info: { title: string; version: string }
+          security?: unknown
+          paths: Record<string, Record<string, Operation>>
+          components: { schemas: Record<string, { title?: string }>; securitySchemes?: unknown }
+        }
+        const pkg = JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+          version: string
+        }
+        assert.deepStrictEqual([spec.info.title, spec.info.version], ["Loom", pkg.version])
+        // no auth, so no security section (an empty one put an Authorize button on /docs)
+        assert.isUndefined(spec.security)
+        assert.isUndefined(spec.components.securitySchemes)
+        const operations = Object.entries(spec.paths).flatMap(([path, ops]) =>
+          Object.entries(ops).map(([method, op]) => ({ where: `${method} ${path}`, op }))
+        )
+        assert.strictEqual(operations.length, 10)
+        for (const { op, where } of operations) {
+          assert.isAbove(op.summary?.length ?? 0, 0, `${where} has no summary`)
+          assert.isAbove(op.description?.length ?? 0, 0, `${where} has no description`)
+          assert.isUndefined(op.security, where)
+          assert.include(Object.keys(op.responses), "405", where)
+          assert.property(op.responses["405"]?.headers ?? {}, "Allow", where)
+        }
+        const op = (method: string, path: string) => spec.paths[path]![method]!
+        assert.includeMembers(Object.keys(op("post", "/v1/runs").responses), [
+          "202",
+          "400",
+          "408",
+          "409",
+          "413",
+          "415",
+          "429"
+        ])
+        assert.property(op("post", "/v1/runs").responses["429"]?.headers ?? {}, "Retry-After")
+        assert.includeMembers(Object.keys(op("post", "/v1/tools/execute").responses), [
+          "200",
+          "400",
+          "408",
+          "413",
+          "415"
+        ])
+        assert.includeMembers(Object.keys(op("get", "/v1/runs/{id}").responses), ["404"])
+        assert.includeMembers(Object.keys(op("get", "/health/ready").responses), ["200", "503"])
+        const lastEventId = op("get", "/v1/runs/{id}/events").parameters?.find((p) => p.in === "header")
+        assert.strictEqual(lastEventId?.name, "last-event-id")
+        assert.include(lastEventId?.description, "non-negative decimal integer")
+        // every schema is titled by its own name (Int and NonNegativeInt were both "int")
+        const titles = Object.entries(spec.components.schemas).map(([name, schema]) => [name, schema.title])
+        assert.deepStrictEqual(titles, titles.map(([name]) => [name, name]))
+        const docs = yield* Effect.promise(() => fetch(`${url}/docs`).then((r) => r.text()))
+        assert.include(docs, "<title>Loom Documentation</title>")
       }))
 
     it.effect("paths no route has are one metric series, whatever was asked", () =>

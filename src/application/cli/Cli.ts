@@ -8,8 +8,12 @@
  * the environment variables of the same meaning, laid over the environment, so the
  * layers read them through `Config` exactly as they read the environment.
  */
-import { Args, Command, Options, ValidationError } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, ConfigError, ConfigProvider, Console, Data, Effect, Exit, Option, Schema, Stream } from "effect"
+import * as Crypto from "node:crypto"
 import { AgentEvent } from "../../domain/Agent.js"
 import type { ToolDefinition } from "../../domain/Tool.js"
 import { WorkflowEvent } from "../../domain/Workflow.js"
@@ -24,7 +28,8 @@ export interface Local<E, R> {
   /** The HTTP service, or Loom's tools over MCP on stdio, until interrupted. */
   readonly serve: (options: { readonly mcpStdio: boolean }) => Effect.Effect<void, E, R>
   readonly tools: Effect.Effect<ReadonlyArray<ToolDefinition>, E, R>
-  readonly workflow: (name: string, input: string) => Stream.Stream<WorkflowEvent, E | UsageError, R>
+  /** A workflow run under `threadId`, checkpointed in the data directory (a service on it resumes a run cut off). */
+  readonly workflow: (name: string, input: string, threadId: string) => Stream.Stream<WorkflowEvent, E | UsageError, R>
   readonly agent: (name: string, input: string) => Stream.Stream<AgentEvent, E | UsageError, R>
 }
 
@@ -112,32 +117,52 @@ export const make = <E, R>(local: Local<E, R>) => {
     simulator
   }
 
-  /** A run in this process: its events printed as progress lines, or as JSON lines. */
+  /**
+   * A run in this process: its events printed as progress lines, or as JSON lines. Ctrl-C
+   * stops it and says what became of it (`interrupted`, given the run's thread id).
+   */
   const runCommand = <A>(
     name: string,
-    events: (name: string, input: string) => Stream.Stream<A, E | UsageError, R>,
+    events: (name: string, input: string, threadId: string) => Stream.Stream<A, E | UsageError, R>,
     encode: (event: A) => unknown,
-    progress: (since: number) => (event: A) => Effect.Effect<void>
+    progress: (since: number) => (event: A) => Effect.Effect<void>,
+    interrupted: (threadId: string) => string
   ) =>
     Command.make(
       name,
       runArgs,
       (options) =>
-        Effect.flatMap(Effect.clockWith((clock) => clock.currentTimeMillis), (since) =>
-          events(options.name, options.input).pipe(
+        Effect.gen(function*() {
+          const since = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+          const threadId = yield* Effect.sync(() => Crypto.randomUUID())
+          yield* events(options.name, options.input, threadId).pipe(
             Stream.runForEach((event) =>
               options.json ? Console.log(JSON.stringify(encode(event))) : progress(since)(event)
             ),
-            inProcess(options)
-          ))
+            inProcess(options),
+            Effect.onInterrupt(() => Console.error(`\nloom: ${interrupted(threadId)}`))
+          )
+        })
     )
 
-  const workflow = runCommand("workflow", local.workflow, encodeWorkflowEvent, Progress.workflowEvent).pipe(
-    Command.withDescription("Run a workflow (`coding`) here, printing each step as it happens")
-  )
-  const agent = runCommand("agent", local.agent, encodeAgentEvent, Progress.agentEvent).pipe(
-    Command.withDescription("Run an agent (`assistant`) here, printing each tool call as it happens")
-  )
+  const workflow = runCommand(
+    "workflow",
+    local.workflow,
+    encodeWorkflowEvent,
+    Progress.workflowEvent,
+    (threadId) =>
+      `interrupted; run ${threadId} is kept at its last checkpoint in the data directory. ` +
+      `\`loom serve\` on that directory resumes it, and \`loom runs follow ${threadId}\` shows it to the end.`
+  ).pipe(Command.withDescription("Run a workflow (`coding`) here, printing each step as it happens"))
+  const agent = runCommand(
+    "agent",
+    (name, input) => local.agent(name, input),
+    encodeAgentEvent,
+    Progress.agentEvent,
+    () =>
+      "interrupted; an agent run here keeps no checkpoint. To resume one, start it on the service " +
+      "(POST /v1/runs with kind agent), whose runs are checkpointed."
+  ).pipe(Command.withDescription("Run an agent (`assistant`) here, printing each tool call as it happens"))
 
   const run = Command.make("run").pipe(
     Command.withDescription("Run a workflow or an agent in this process"),
@@ -197,12 +222,32 @@ const commandPath = (args: ReadonlyArray<string>) => {
 
 const isUsage = (error: unknown) => ValidationError.isValidationError(error) || error instanceof UsageError
 
+const fieldOf = (value: unknown, name: string): unknown =>
+  typeof value === "object" && value !== null && name in value ? (value as Record<string, unknown>)[name] : undefined
+
+/**
+ * A bad LOOM_MCP_CONFIG file, named by its variable: what is wrong with the file, in one
+ * line (its message repeats the path, and a read error its `Error:` prefix).
+ */
+const mcpConfig = (error: unknown) => {
+  const file = String(fieldOf(error, "file"))
+  const message = String(fieldOf(error, "message")).replace(`${file}: `, "").replace(/^Error: /, "")
+  return `LOOM_MCP_CONFIG=${file}: ${message}`
+}
+
+/** One line saying what went wrong: the variable or resource it concerns first, when there is one. */
 const describe = (error: unknown) =>
   ConfigError.isConfigError(error)
     ? `invalid configuration ${String(error)}`
+    : fieldOf(error, "_tag") === "McpConfigError"
+    ? mcpConfig(error)
     : error instanceof Error && error.message !== ""
     ? error.message
     : JSON.stringify(error)
+
+/** `loom help [command...]` is `loom [command...] --help`. */
+const helpAsOption = (argv: ReadonlyArray<string>) =>
+  argv[2] === "help" ? [...argv.slice(0, 2), ...argv.slice(3), "--help"] : argv
 
 /**
  * The CLI over `argv` (as in `process.argv`). Bad usage prints what was wrong and the
@@ -210,8 +255,9 @@ const describe = (error: unknown) =>
  */
 export const run = <E, R>(local: Local<E, R>, options: { readonly version: string }) => {
   const cli = Command.run(make(local), { name: "loom", version: options.version })
-  return (argv: ReadonlyArray<string>) =>
-    cli(argv).pipe(
+  return (command: ReadonlyArray<string>) => {
+    const argv = helpAsOption(command)
+    return cli(argv).pipe(
       Effect.tapErrorCause((cause) =>
         Option.match(Cause.failureOption(cause), {
           onNone: () => Cause.isInterruptedOnly(cause) ? Effect.void : Console.error(Cause.pretty(cause)),
@@ -226,6 +272,7 @@ export const run = <E, R>(local: Local<E, R>, options: { readonly version: strin
         })
       )
     )
+  }
 }
 
 /** The process's exit code: 0 on success or interruption (a signal), 2 for bad usage, 1 otherwise. */

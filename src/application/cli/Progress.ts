@@ -1,7 +1,8 @@
 /**
  * The CLI's output: one line per step, tool call and result as a run goes, with the
- * seconds since it began, so a long run shows where it is; a step's tokens as it ends, and
- * a last line with what the whole run spent (tokens, backend time, cost when priced).
+ * seconds since it began, so a long run shows where it is; a step's tokens as it ends; the
+ * result as it is (an answer, generated code and its review, not a JSON dump); and a last
+ * line with what the whole run spent (tokens, backend time, cost when priced).
  */
 import { Clock, Console, Effect } from "effect"
 import type { AgentEvent } from "../../domain/Agent.js"
@@ -27,6 +28,23 @@ const short = (value: unknown, max = 100) => {
   return text.length > max ? `${text.slice(0, max)}…` : text
 }
 
+/** The parts of a final state shown as they are, not as JSON: an agent's answer, the generated code and its review. */
+const plainParts = ["answer", "code", "review"] as const
+
+/** A finished run: its plain parts (code as it would be saved), and the names of the rest (`--json` has all). */
+const finished = (since: number, state: unknown) => {
+  if (typeof state !== "object" || state === null) return line(since, `finished  ${short(state, 400)}`)
+  const fields = state as Record<string, unknown>
+  const plain = plainParts.filter((name) => typeof fields[name] === "string" && fields[name] !== "")
+  const rest = Object.keys(fields).filter((name) => !(plain as ReadonlyArray<string>).includes(name))
+  return Effect.zipRight(
+    line(since, `finished  ${rest.length > 0 ? `(also in the state: ${rest.join(", ")}; --json prints it all)` : ""}`),
+    plain.length === 0
+      ? Effect.void
+      : Console.log(plain.map((name) => `\n${name}:\n${String(fields[name]).trimEnd()}`).join("\n") + "\n")
+  )
+}
+
 export const workflowEvent = (since: number) => (event: WorkflowEvent) => {
   switch (event._tag) {
     case "NodeStarted":
@@ -36,7 +54,7 @@ export const workflowEvent = (since: number) => (event: WorkflowEvent) => {
     case "CheckpointSaved":
       return line(since, `checkpoint ${event.step}${event.next.length > 0 ? `, next: ${event.next.join(", ")}` : ""}`)
     case "WorkflowFinished":
-      return Effect.zipRight(line(since, `finished  ${short(event.state, 400)}`), usageLine(since, event.usage))
+      return Effect.zipRight(finished(since, event.state), usageLine(since, event.usage))
     case "WorkflowFailed":
       return Effect.zipRight(
         line(since, `FAILED  ${event.error._tag}: ${event.error.message}`),

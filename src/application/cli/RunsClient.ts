@@ -3,7 +3,9 @@
  * derived from the same `LoomApi` the service serves, so a reply that does not match
  * the API is a typed decode error, not a guess; the event stream is read as SSE.
  */
-import { HttpApiClient, HttpClient, HttpClientError } from "@effect/platform"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import { Console, Data, Effect, Schema, Stream } from "effect"
 import * as Usage from "../../domain/Usage.js"
 import type { RunRecord } from "../../domain/Workflow.js"

@@ -17,7 +17,11 @@ export const weather = Tool.make({
 export const search = Tool.make({
   name: "search",
   description: "Searches a small built-in corpus",
-  input: Schema.Struct({ query: Schema.NonEmptyString, limit: Schema.optionalWith(Schema.Int, { default: () => 3 }) }),
+  input: Schema.Struct({
+    query: Schema.NonEmptyString,
+    /** How many results at most (1-100, default 3); `-5` is refused naming `limit`, not taken as "all but 5". */
+    limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 100)), { default: () => 3 })
+  }),
   output: Schema.Array(Schema.String),
   handler: ({ limit, query }) =>
     Effect.as(

@@ -5,7 +5,8 @@
  * not take (405 with `Allow`), a body that cannot be read (400, or 413 over the size
  * limit). They are logged at DEBUG, not as the service's errors.
  */
-import { HttpApiBuilder, HttpServerError } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerError from "@effect/platform/HttpServerError"
 import { Cause, Effect, Option } from "effect"
 import type { HttpError } from "./HttpErrors.js"
 import { BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, toResponse } from "./HttpErrors.js"

@@ -3,8 +3,12 @@
  * history first, then each new event as it is saved, until the run ends; a client
  * that goes away stops only its own stream.
  */
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Context, Deferred, Effect, Layer, Schema, Stream } from "effect"
+import type * as Http from "node:http"
 import { toolSpec } from "../../domain/Chat.js"
 import { toolNameOrUnknown } from "../../domain/Tool.js"
 import { ToolCall, ToolCallId } from "../../domain/ToolCall.js"
@@ -24,6 +28,17 @@ export class MetricsText extends Context.Tag("loom/MetricsText")<MetricsText, Ef
 const encodeEvent = Schema.encodeSync(WorkflowEvent)
 const encoder = new TextEncoder()
 
+/**
+ * Sends a response's headers before its first body chunk (Node holds them until then): a
+ * follower of a quiet run sees its stream open at once, not a request that hangs.
+ */
+const flushHeaders = (request: HttpServerRequest.HttpServerRequest) =>
+  Stream.drain(Stream.fromEffect(Effect.sync(() => {
+    const response: Partial<Http.ServerResponse> | undefined = NodeHttpServerRequest.toServerResponse(request)
+    // `headersSent` is already true here (the head is written, not yet sent); flushing sends it
+    response?.flushHeaders?.()
+  })))
+
 const RunsLive = HttpApiBuilder.group(LoomApi, "runs", (handlers) =>
   Effect.gen(function*() {
     const runs = yield* RunManager
@@ -32,11 +47,11 @@ const RunsLive = HttpApiBuilder.group(LoomApi, "runs", (handlers) =>
       .handle("list", () => runs.list)
       .handle("get", ({ path }) => runs.get(path.id))
       .handle("cancel", ({ path }) => runs.cancel(path.id))
-      .handleRaw("events", ({ headers, path }) =>
+      .handleRaw("events", ({ headers, path, request }) =>
         Effect.gen(function*() {
           yield* runs.get(path.id)
           // an EventSource that reconnects says where it got to; it gets only what came after
-          const body = runs.follow(path.id, headers["last-event-id"] ?? 0).pipe(
+          const events = runs.follow(path.id, headers["last-event-id"] ?? 0).pipe(
             Stream.map((stored) =>
               encoder.encode(
                 `id: ${stored.seq}\nevent: ${stored.event._tag}\ndata: ${JSON.stringify(encodeEvent(stored.event))}\n\n`
@@ -44,7 +59,7 @@ const RunsLive = HttpApiBuilder.group(LoomApi, "runs", (handlers) =>
             ),
             Stream.catchAll(() => Stream.empty)
           )
-          return HttpServerResponse.stream(body, {
+          return HttpServerResponse.stream(Stream.concat(flushHeaders(request), events), {
             contentType: "text/event-stream",
             headers: { "cache-control": "no-cache", connection: "keep-alive" }
           })

@@ -5,7 +5,8 @@
  * have, a method a path does not take. The API declares the body errors of the endpoints that take one (`JsonBody`);
  * the middleware answers the rest with `toResponse`.
  */
-import { HttpApiSchema, HttpServerResponse } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Schema } from "effect"
 
 /** The body is not JSON, or nests deeper than the service reads. */
@@ -27,6 +28,13 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
   "UnsupportedMediaType",
   { message: Schema.String },
   HttpApiSchema.annotations({ status: 415, description: "The body is not application/json" })
+) {}
+
+/** The body did not arrive within `LOOM_REQUEST_TIMEOUT` (a `Content-Length` larger than what was sent, say). */
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()(
+  "RequestTimeout",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 408, description: "The body did not arrive within LOOM_REQUEST_TIMEOUT" })
 ) {}
 
 /** The request could not be read (a broken or unreadable body). */
@@ -54,6 +62,7 @@ export type HttpError =
   | MalformedBody
   | PayloadTooLarge
   | UnsupportedMediaType
+  | RequestTimeout
   | BadRequest
   | NotFound
   | MethodNotAllowed
@@ -62,6 +71,7 @@ const HttpError = Schema.Union(
   MalformedBody,
   PayloadTooLarge,
   UnsupportedMediaType,
+  RequestTimeout,
   BadRequest,
   NotFound,
   MethodNotAllowed
@@ -77,6 +87,8 @@ const statusOf = (error: HttpError): number => {
       return 404
     case "MethodNotAllowed":
       return 405
+    case "RequestTimeout":
+      return 408
     case "PayloadTooLarge":
       return 413
     case "UnsupportedMediaType":
@@ -84,9 +96,18 @@ const statusOf = (error: HttpError): number => {
   }
 }
 
+const headersOf = (error: HttpError): Record<string, string> => {
+  switch (error._tag) {
+    case "MethodNotAllowed":
+      return { allow: error.allowed.join(", ") }
+    // the rest of the body may still come: this connection cannot carry another request
+    case "RequestTimeout":
+      return { connection: "close" }
+    default:
+      return {}
+  }
+}
+
 /** The error as the JSON reply the API would give for it (with `Allow` on a 405). */
 export const toResponse = (error: HttpError): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.unsafeJson(encode(error), {
-    status: statusOf(error),
-    ...(error._tag === "MethodNotAllowed" ? { headers: { allow: error.allowed.join(", ") } } : {})
-  })
+  HttpServerResponse.unsafeJson(encode(error), { status: statusOf(error), headers: headersOf(error) })

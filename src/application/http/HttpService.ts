@@ -4,7 +4,9 @@
  * banner that says where it listens and whether the LLM answers. The listener itself is
  * the composition root's.
  */
-import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import * as HttpServer from "@effect/platform/HttpServer"
 import { Console, Effect, Layer } from "effect"
 import { LanguageModel } from "../../domain/LanguageModel.js"
 import { LoomConfig } from "../LoomConfig.js"
@@ -17,7 +19,13 @@ const Api = Layer.unwrapEffect(
   Effect.map(
     LoomConfig,
     (config) =>
-      HttpApiBuilder.serve(Middleware.make({ maxBodyBytes: config.maxBodyBytes, retryAfterSeconds: 1 })).pipe(
+      HttpApiBuilder.serve(
+        Middleware.make({
+          maxBodyBytes: config.maxBodyBytes,
+          requestTimeout: config.requestTimeout,
+          retryAfterSeconds: 1
+        })
+      ).pipe(
         Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
         Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
         Layer.provide(Handlers.layer),

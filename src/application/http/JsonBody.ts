@@ -6,10 +6,11 @@
  * a few thousand levels deep (a 500). The body is read once: HttpApi reads the same
  * cached text after this.
  */
-import { HttpApiMiddleware, HttpServerRequest } from "@effect/platform"
-import type { HttpServerError } from "@effect/platform"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import type * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Effect, Layer, Schema } from "effect"
-import { MalformedBody, PayloadTooLarge, UnsupportedMediaType } from "./HttpErrors.js"
+import { MalformedBody, PayloadTooLarge, RequestTimeout, UnsupportedMediaType } from "./HttpErrors.js"
 
 /** How deep a body may nest. Loom's payloads nest a few levels; tool inputs get room to spare. */
 export const maxDepth = 256
@@ -73,7 +74,8 @@ const check = Effect.gen(function*() {
  * when too large, 415 when it is another media type).
  */
 export class JsonBody extends HttpApiMiddleware.Tag<JsonBody>()("loom/JsonBody", {
-  failure: Schema.Union(MalformedBody, PayloadTooLarge, UnsupportedMediaType)
+  // RequestTimeout is the middleware's (the body is read before this runs), listed here for the document
+  failure: Schema.Union(MalformedBody, PayloadTooLarge, UnsupportedMediaType, RequestTimeout)
 }) {
   static readonly layer = Layer.succeed(JsonBody, check)
 }

@@ -4,8 +4,10 @@
  * The SDK transport writes the Node response itself, so the route waits until that
  * response is done and hands the server an empty one, which it does not send again.
  */
-import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect } from "effect"
 import type * as Http from "node:http"
 import * as LoomMcpServer from "../LoomMcpServer.js"

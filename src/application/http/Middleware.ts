@@ -1,22 +1,23 @@
 /**
- * What every request passes through: a body-size limit (413 before the body is read),
- * Retry-After on 429 and 503, and request metrics by route, method and status. Errors
- * never carry stack traces to clients: HttpApi answers defects with a bare 500, logged
- * here. (A client's mistakes HttpApi would answer with an empty 4xx are answered as JSON
- * inside it, by `ClientErrors`.)
+ * What every request passes through: its body read within the size limit and the
+ * request deadline (413 and 408 as JSON, `RequestBody`), Retry-After on 429 and 503, and
+ * request metrics by route, method and status. Errors never carry stack traces to
+ * clients: HttpApi answers defects with a bare 500, logged here at ERROR; a client that
+ * went away is no error of the service's. (A client's mistakes HttpApi would answer with
+ * an empty 4xx are answered as JSON inside it, by `ClientErrors`.)
  */
-import {
-  FileSystem,
-  HttpApp,
-  HttpIncomingMessage,
-  HttpMiddleware,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
-import { Cause, Clock, Effect, Metric, Option } from "effect"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type { Duration } from "effect"
+import { Cause, Chunk, Clock, Effect, Metric, Option } from "effect"
 import * as MetricTags from "../../infrastructure/resilience/MetricTags.js"
-import { PayloadTooLarge, toResponse } from "./HttpErrors.js"
+import { toResponse } from "./HttpErrors.js"
+import * as RequestBody from "./RequestBody.js"
 import { allowedMethods } from "./Routes.js"
 
 export const httpRequests = MetricTags.counter("loom_http_requests", "HTTP requests by route, method and status")
@@ -36,7 +37,24 @@ export const routeOf = (url: string): string => {
     : "unknown"
 }
 
-export const make = (options: { readonly maxBodyBytes: number; readonly retryAfterSeconds: number }) =>
+/**
+ * How a failed request is logged: a defect at ERROR with its cause; a client that went
+ * away (499) at DEBUG; a typed error reply is the API at work, not logged. (HttpApi
+ * carries the reply it chose as a defect of its own, which is no defect.)
+ */
+const logFailure = (cause: Cause.Cause<unknown>, response: HttpServerResponse.HttpServerResponse) => {
+  const defects = Chunk.filter(Cause.defects(cause), (defect) => !HttpServerResponse.isServerResponse(defect))
+  if (Chunk.isNonEmpty(defects)) return Effect.logError("request failed", cause)
+  return response.status === 499 ? Effect.logDebug("the client closed the connection before the reply") : Effect.void
+}
+
+export const make = (
+  options: {
+    readonly maxBodyBytes: number
+    readonly retryAfterSeconds: number
+    readonly requestTimeout: Duration.Duration
+  }
+) =>
   HttpMiddleware.make((app) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -49,19 +67,23 @@ export const make = (options: { readonly maxBodyBytes: number; readonly retryAft
         )
       )
       const started = yield* Clock.currentTimeMillis
-      const length = Number(request.headers["content-length"] ?? 0)
-      const response = length > options.maxBodyBytes
-        ? toResponse(new PayloadTooLarge({ message: `request body over ${options.maxBodyBytes} bytes` }))
-        // a handler's typed error becomes its response here, so it is counted and gets its headers too
-        // a body without a length (chunked) is cut at the same limit while it is read
-        : yield* HttpIncomingMessage.withMaxBodySize(app, Option.some(FileSystem.Size(options.maxBodyBytes))).pipe(
-          Effect.catchAllCause((cause) =>
-            Effect.zipRight(
-              Cause.isDie(cause) ? Effect.logError("request failed", cause) : Effect.void,
-              Effect.map(HttpServerError.causeResponse(cause), ([response]) => response)
+      const response = yield* RequestBody.buffered(request, options).pipe(
+        Effect.matchEffect({
+          onFailure: (error) => Effect.as(Effect.logDebug(`request refused: ${error.message}`), toResponse(error)),
+          onSuccess: (readable) =>
+            // a handler's typed error becomes its response here, so it is counted and gets its headers too
+            // (routes that read the body themselves, /mcp, are cut at the same limit)
+            HttpIncomingMessage.withMaxBodySize(app, Option.some(FileSystem.Size(options.maxBodyBytes))).pipe(
+              Effect.provideService(HttpServerRequest.HttpServerRequest, readable),
+              Effect.catchAllCause((cause) =>
+                Effect.flatMap(
+                  HttpServerError.causeResponse(cause),
+                  ([response]) => Effect.as(logFailure(cause, response), response)
+                )
+              )
             )
-          )
-        )
+        })
+      )
       const finished = yield* Clock.currentTimeMillis
       const route = routeOf(request.url)
       yield* Metric.increment(

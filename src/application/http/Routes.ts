@@ -3,7 +3,7 @@
  * docs routes beside it), so that a known path asked with another method is answered
  * 405 with the methods it takes, not 404 as if it did not exist.
  */
-import { HttpApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
 import { LoomApi } from "./Api.js"
 
 interface Route {

@@ -1,15 +1,16 @@
 /**
  * A pool of worker threads for CPU-bound tasks. Queueing, overflow policy, per-task
  * deadline, draining shutdown and metrics come from `WorkerPool` (one pool worker per
- * thread); each running task holds one thread. Tasks and results cross the thread
- * boundary Schema-encoded (@effect/platform Worker).
+ * thread); each running task holds one thread. `prestart` threads start with the pool,
+ * the others when tasks first need them, never more than `size`, and then stay. Tasks and results cross the thread boundary
+ * Schema-encoded (@effect/platform Worker).
  *
  * A CPU task is synchronous inside its thread and cannot stop cooperatively, so a
  * task whose caller is interrupted, or that crashes its thread, costs that thread: it is
  * terminated and a fresh one takes its place. Other tasks never notice.
  */
-import { Worker } from "@effect/platform"
-import { NodeWorker } from "@effect/platform-node"
+import * as NodeWorker from "@effect/platform-node/NodeWorker"
+import * as Worker from "@effect/platform/Worker"
 import type { WorkerError } from "@effect/platform/WorkerError"
 import type { ParseResult } from "effect"
 import { Cause, Duration, Effect, Exit, Metric, Queue, Schedule, Schema, Scope } from "effect"
@@ -26,6 +27,11 @@ export interface Options {
   /** Tasks that may wait for a thread. */
   readonly capacity: number
   readonly overflow: WorkerPool.Overflow
+  /**
+   * Threads started with the pool (default: all `size`); the rest start when tasks first
+   * need them. An idle service that may never run a CPU task starts none (0).
+   */
+  readonly prestart?: number
   /** Starts one worker thread on the entry that answers the pool's tasks. */
   readonly spawn: () => WorkerThreads.Worker
   /** A thread that is not ready within this fails loudly instead of being retried forever (default 30 s). */
@@ -83,6 +89,23 @@ const classifyIn = (pool: string) =>
 
 export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
   Effect.gen(function*() {
+    /** Terminates the thread outright (a busy thread ignores polite requests), then its scope. */
+    const retire = (slot: Slot<I>) =>
+      Effect.promise(() => slot.thread.terminate()).pipe(Effect.zipRight(Scope.close(slot.scope, Exit.void)))
+
+    const idle = yield* Queue.unbounded<Slot<I>>()
+    // Threads past `prestart` start on demand, up to `size` (each costs a V8 isolate, tens of MB).
+    let started = 0
+    // Closing, after the pool below has drained (finalizers run in reverse): every thread left is terminated.
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(Queue.takeAll(idle), (left) =>
+        Effect.zipRight(
+          Effect.forEach(left, retire, { discard: true }),
+          started > 0
+            ? Effect.logInfo(`CPU pool ${options.name}: drained, ${left.length} thread(s) stopped`)
+            : Effect.void
+        ))
+    )
     const pool = yield* WorkerPool.make({
       name: options.name,
       workers: options.size,
@@ -91,7 +114,6 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
       ...(options.taskTimeout === undefined ? {} : { jobTimeout: options.taskTimeout }),
       ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout })
     })
-    const idle = yield* Queue.unbounded<Slot<I>>()
     const outer = yield* Effect.scope
     const crashed = crashedIn(options.name)
     let replaced = 0
@@ -113,10 +135,6 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
       return { worker, thread, scope }
     })
 
-    /** Terminates the thread outright (a busy thread ignores polite requests), then its scope. */
-    const retire = (slot: Slot<I>) =>
-      Effect.promise(() => slot.thread.terminate()).pipe(Effect.zipRight(Scope.close(slot.scope, Exit.void)))
-
     /** Replaces a spent thread in the background, so an interrupted caller returns at once. */
     const replace = (slot: Slot<I>) =>
       Effect.gen(function*() {
@@ -137,14 +155,27 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
         )
       })
 
-    const slots = yield* Effect.forEach(Array.from({ length: options.size }), () => spawnSlot, {
+    /**
+     * An idle thread, a new one while fewer than `size` run (started uninterruptibly, so that
+     * a thread is never left half-made), or else the next one given back.
+     */
+    const acquire = (restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
+      Effect.flatMap(Queue.poll(idle), (ready): Effect.Effect<Slot<I>, CpuWorkerCrashed> => {
+        if (ready._tag === "Some") return Effect.succeed(ready.value)
+        if (started >= options.size) return restore(Queue.take(idle))
+        started++
+        return Effect.onExit(spawnSlot, (exit) =>
+          Effect.sync(() => {
+            if (Exit.isFailure(exit)) started--
+          }))
+      })
+
+    const prestart = Math.min(options.size, options.prestart ?? options.size)
+    started = prestart
+    const slots = yield* Effect.forEach(Array.from({ length: prestart }), () => spawnSlot, {
       concurrency: "unbounded"
     }).pipe(Effect.orDie)
     yield* Queue.offerAll(idle, slots)
-    // Closing: after the pool has drained, every thread still held is terminated.
-    yield* Effect.addFinalizer(() =>
-      Effect.flatMap(Queue.takeAll(idle), (left) => Effect.forEach(left, retire, { discard: true }))
-    )
 
     /** A thread survives a result, the task's own failure or a broken reply; not an interruption or its own death. */
     const release = (slot: Slot<I>, exit: Exit.Exit<unknown, unknown>) => {
@@ -160,7 +191,7 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
     // wait); once a thread is taken, it is always given back or replaced.
     const onThread = <Req extends I>(task: Req) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(restore(Queue.take(idle)), (slot) =>
+        Effect.flatMap(acquire(restore), (slot) =>
           restore(
             (slot.worker.executeEffect(task) as unknown as Effect.Effect<
               Schema.WithResult.Success<Req>,
@@ -179,7 +210,7 @@ export const make = <I extends Schema.TaggedRequest.All>(options: Options) =>
 
     return {
       run,
-      stats: Effect.map(pool.stats, (stats) => ({ ...stats, restarts: replaced }))
+      stats: Effect.map(pool.stats, (stats) => ({ ...stats, restarts: replaced, threads: started }))
     } satisfies CpuPool<I>
   })
 

@@ -3,8 +3,9 @@
  * pure kernels. Compiled, threads start on this module directly; from sources, through
  * `cpu-worker.mjs`, which registers tsx first.
  */
-import { WorkerRunner } from "@effect/platform"
-import { NodeRuntime, NodeWorkerRunner } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
+import * as WorkerRunner from "@effect/platform/WorkerRunner"
 import { Effect, Layer } from "effect"
 import { ChunkText, CosineTopK, CpuTask, CpuTaskFailed, EstimateTokens } from "../../domain/Cpu.js"
 import { cosineTopK } from "./kernels/CosineTopK.js"

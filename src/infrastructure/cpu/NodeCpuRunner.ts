@@ -1,6 +1,7 @@
 /**
  * The CpuRunner on Node worker threads: a `CpuPool` of threads that answer the built-in
- * CPU tasks (`CpuWorker.ts`), sized by `MAX_WORKERS` (default: the machine's cores),
+ * CPU tasks (`CpuWorker.ts`), sized by `MAX_WORKERS` (default: the machine's cores) and
+ * started on demand,
  * with a bounded queue (`LOOM_CPU_QUEUE`) and an explicit overflow policy
  * (`LOOM_CPU_OVERFLOW=wait|reject`).
  */
@@ -32,9 +33,10 @@ export const workerEntry = import.meta.url.endsWith(".ts")
   ? new URL("./cpu-worker.mjs", import.meta.url)
   : new URL("./CpuWorker.js", import.meta.url)
 
+/** Threads start when the first CPU tasks come: a service that runs none holds none. */
 export const make = (options: Options) =>
   Effect.map(
-    CpuPool.make<CpuTask>({ name: "cpu", ...options, spawn: () => new Worker(workerEntry) }),
+    CpuPool.make<CpuTask>({ name: "cpu", ...options, prestart: 0, spawn: () => new Worker(workerEntry) }),
     (pool) => CpuRunner.of({ run: pool.run, stats: pool.stats })
   )
 

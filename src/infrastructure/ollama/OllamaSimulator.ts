@@ -5,8 +5,10 @@
  * the offline demo run Loom against it over real sockets; a real Ollama is a drop-in
  * replacement. It counts requests and connections so tests can assert on them.
  */
-import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Duration, Effect, Random, Schema, Stream } from "effect"
 import * as Http from "node:http"
 
@@ -74,9 +76,16 @@ const ChatBody = Schema.Struct({
     content: Schema.optionalWith(Schema.String, { default: () => "" }),
     tool_name: Schema.optional(Schema.String)
   })),
-  tools: Schema.optionalWith(Schema.Array(Schema.Struct({ function: Schema.Struct({ name: Schema.String }) })), {
-    default: () => []
-  }),
+  tools: Schema.optionalWith(
+    Schema.Array(Schema.Struct({
+      function: Schema.Struct({
+        name: Schema.String,
+        /** The tool's JSON Schema, read for the names and kinds of its arguments. */
+        parameters: Schema.optional(Schema.Unknown)
+      })
+    })),
+    { default: () => [] }
+  ),
   stream: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /** `"json"` or a JSON Schema the reply must match; scripts decide whether it does. */
   format: Schema.optional(Schema.Unknown)
@@ -90,10 +99,77 @@ const EmbedBody = Schema.Struct({
   input: Schema.Union(Schema.String, Schema.Array(Schema.String))
 })
 
+/** The properties of a tool's JSON Schema: each argument's name, with its `enum` when it has one. */
+const argumentsOf = (
+  parameters: unknown
+): ReadonlyArray<{ readonly name: string; readonly values?: ReadonlyArray<string> }> => {
+  if (typeof parameters !== "object" || parameters === null || !("properties" in parameters)) return []
+  const properties = parameters.properties
+  if (typeof properties !== "object" || properties === null) return []
+  return Object.entries(properties).map(([name, schema]) => {
+    const values = typeof schema === "object" && schema !== null && "enum" in schema && Array.isArray(schema.enum)
+      ? schema.enum.filter((value: unknown): value is string => typeof value === "string")
+      : undefined
+    return values === undefined ? { name } : { name, values }
+  })
+}
+
+/** Language names a prompt may use for the `to` of a translation. */
+const languages: Readonly<Record<string, ReadonlyArray<string>>> = {
+  en: ["english"],
+  fr: ["french", "français"],
+  de: ["german", "deutsch"]
+}
+
+/** `'...'` or `"..."` in the prompt, if it quotes something. */
+const quoted = (prompt: string) => /["'“‘]([^"'”’]+)["'”’]/u.exec(prompt)?.[1]
+
+/** A place: the capitalised words after "in", "for" or "at" ("What is the weather in Lisbon?" -> "Lisbon"). */
+const place = (prompt: string) => /\b(?:in|for|at)\s+(\p{Lu}[\p{L}'-]*(?:\s+\p{Lu}[\p{L}'-]*)*)/u.exec(prompt)?.[1]
+
+/** What comes after the tool's name, without a leading "for"/"about" and the closing punctuation. */
+const after = (prompt: string, tool: string) => {
+  const at = prompt.toLowerCase().indexOf(tool.toLowerCase())
+  const rest = at < 0 ? prompt : prompt.slice(at + tool.length)
+  return rest.replace(/^\s*(?:for|about|on|of)?\s*/i, "").replace(/[\s?.!]+$/, "")
+}
+
+/**
+ * Arguments for `tool` read from a prompt written for a person, as a model would: the
+ * quoted text, the place named, the language asked for, or what follows the tool's name.
+ * What it cannot read it leaves out (the tool then says what is missing).
+ */
+const guessArguments = (tool: string, parameters: unknown, prompt: string): Record<string, unknown> => {
+  const args: Record<string, unknown> = {}
+  for (const { name, values } of argumentsOf(parameters)) {
+    if (values !== undefined) {
+      const lower = prompt.toLowerCase()
+      const named = values.find((value) =>
+        new RegExp(`\\b${value}\\b`, "i").test(prompt) || (languages[value] ?? []).some((word) => lower.includes(word))
+      )
+      if (named !== undefined) args[name] = named
+    } else if (/city|place|location/i.test(name)) {
+      const found = place(prompt)
+      if (found !== undefined) args[name] = found
+    } else if (/text|query|input|q$/i.test(name)) {
+      const found = quoted(prompt) ?? after(prompt, tool)
+      if (found.length > 0) args[name] = found
+    }
+  }
+  return args
+}
+
+/** The tool a prompt asks for: one it names (any case), e.g. "weather", "search", "translate". */
+const toolAskedFor = (request: SimChatRequest, prompt: string) => {
+  const lower = prompt.toLowerCase()
+  return request.tools.find((tool) => lower.includes(tool.function.name.toLowerCase()))
+}
+
 /**
  * The default behaviour: after a tool result, summarise it; when tools are offered and
- * the last user message names one, call it (with the first `{...}` in the message as
- * arguments); otherwise echo.
+ * the last user message names one, call it, with the first `{...}` in the message as
+ * arguments or else the arguments read from the question ("What is the weather in
+ * Lisbon?" calls `weather` with `{"city":"Lisbon"}`); otherwise echo.
  */
 export const defaultScript = (request: SimChatRequest): SimReply => {
   const last = request.messages[request.messages.length - 1]
@@ -102,16 +178,22 @@ export const defaultScript = (request: SimChatRequest): SimReply => {
     return { content: `Based on the tool results: ${results.join("; ")}` }
   }
   const prompt = [...request.messages].reverse().find((m) => m.role === "user")?.content ?? ""
-  const named = request.tools.find((tool) => prompt.includes(tool.function.name))
+  const named = toolAskedFor(request, prompt)
   if (named) {
     const json = /\{[\s\S]*\}/.exec(prompt)?.[0]
-    let args: unknown = {}
+    let args: unknown
     try {
-      args = json ? JSON.parse(json) : {}
+      args = json ? JSON.parse(json) : undefined
     } catch {
-      args = {}
+      args = undefined
     }
-    return { content: "", toolCalls: [{ name: named.function.name, arguments: args }] }
+    return {
+      content: "",
+      toolCalls: [{
+        name: named.function.name,
+        arguments: args ?? guessArguments(named.function.name, named.function.parameters, prompt)
+      }]
+    }
   }
   return { content: `echo: ${prompt}` }
 }

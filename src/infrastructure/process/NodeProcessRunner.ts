@@ -5,8 +5,10 @@
  * drained, so a chatty child never blocks on a full pipe); on timeout or interruption
  * the whole group gets SIGKILL, so children of the child die too.
  */
-import { Command, CommandExecutor } from "@effect/platform"
-import { NodeCommandExecutor, NodeFileSystem } from "@effect/platform-node"
+import * as NodeCommandExecutor from "@effect/platform-node/NodeCommandExecutor"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as Command from "@effect/platform/Command"
+import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import { Config, Duration, Effect, Layer, Metric, Option, Stream } from "effect"
 import { Timeout } from "../../domain/Errors.js"
 import { ProcessFailed, ProcessResult, ProcessRunner } from "../../domain/Process.js"

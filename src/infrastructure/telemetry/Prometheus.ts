@@ -4,8 +4,10 @@
  * (its own HTTP server off; the service serves `/metrics`). Spans go to OTLP when
  * `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
  */
-import { NodeSdk, OtlpSerialization, OtlpTracer } from "@effect/opentelemetry"
-import { FetchHttpClient } from "@effect/platform"
+import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
+import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
+import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
 import { Config, Context, Effect, Layer, Option } from "effect"
 

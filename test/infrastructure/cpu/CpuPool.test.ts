@@ -105,4 +105,24 @@ describe("CpuPool", () => {
       assert.strictEqual(threads.length, 2)
       assert.strictEqual(exited.size, 2)
     }))
+
+  it.live("with prestart 0, no thread starts until tasks need one, and never more than size", () =>
+    Effect.scoped(Effect.gen(function*() {
+      let spawned = 0
+      const pool = yield* CpuPool.make<TestTask>({
+        ...options(() => {
+          spawned++
+          return new Thread(testWorker)
+        }, 2),
+        prestart: 0
+      })
+      yield* Effect.sleep("100 millis")
+      assert.strictEqual(spawned, 0, "an idle pool holds no thread")
+      yield* pool.run(new Spin({ ms: 1 }))
+      assert.strictEqual(spawned, 1, "one task, one thread")
+      yield* pool.run(new Spin({ ms: 1 }))
+      assert.strictEqual(spawned, 1, "the thread is kept for the next task")
+      yield* Effect.all(Array.from({ length: 6 }, () => pool.run(new Spin({ ms: 50 }))), { concurrency: "unbounded" })
+      assert.strictEqual(spawned, 2, "at most size threads")
+    })))
 })
