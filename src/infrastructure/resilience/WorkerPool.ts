@@ -19,7 +19,7 @@
  * caller had itself forked and left running are interrupted with it).
  */
 import type { Fiber, Scope } from "effect"
-import { Cause, Deferred, Duration, Effect, Exit, FiberId, FiberRef, HashSet, Metric, Schedule } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberRef, HashSet, Metric, Schedule } from "effect"
 import type { Timeout } from "../../domain/Errors.js"
 import { QueueFull, Shutdown } from "../../domain/Errors.js"
 import type { PoolStats } from "../../domain/PoolStats.js"
@@ -237,12 +237,20 @@ export const make = (options: Options): Effect.Effect<WorkerPool, never, Scope.S
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
+        const started = yield* Clock.currentTimeMillis
         closing = true
         signalIfIdle()
         // Finalizers run uninterruptibly; the wait must be interruptible for the deadline to cut it.
         yield* Effect.interruptible(Deferred.await(idle)).pipe(Effect.timeout(drainTimeout), Effect.ignore)
+        const refusedJobs = waiting.size
+        const interrupted = running.size
         yield* cutOff
         yield* Metric.set(depthGauge, 0)
+        const took = (yield* Clock.currentTimeMillis) - started
+        // an operator reading a shutdown sees what each pool did with the work it held
+        yield* Effect.logInfo(
+          `pool ${name}: drained in ${took} ms, ${refusedJobs} waiting job(s) refused, ${interrupted} running job(s) interrupted`
+        )
       })
     )
 
