@@ -242,10 +242,11 @@ const codecOf = (tool: ToolDefinition): Codec => {
   return codec
 }
 
-/** Runs one decoded call with timeout, breaker and retry; counts attempts. */
+/** Runs one decoded call with timeout, breaker and retry, its output encoded with `encode`; counts attempts. */
 const attempt = (
   context: Attempts,
   tool: ToolDefinition,
+  encode: Codec["encode"],
   input: unknown,
   timeout: Duration.DurationInput,
   attempts: { count: number }
@@ -258,7 +259,6 @@ const attempt = (
     Timeouts.within(`tool:${tool.name}`, tool.timeout ?? timeout),
     context.protect(tool.name)
   )
-  const encode = codecOf(tool).encode
   const once = encode === undefined ? protectedWork : Effect.flatMap(protectedWork, encode)
   const policy = tool.retry ?? context.retry
   return policy.maxRetries === 0
@@ -394,10 +394,10 @@ const makeWith = (options: Options, runners: Runners) =>
     /** Decode, then the attempts: the tool's output, or why there is none. */
     const run = (call: ToolCall, timeout: Duration.DurationInput, attempts: { count: number }) =>
       Effect.flatMap(registry.get(call.tool), (tool) => {
-        const decode = codecOf(tool).decode
+        const { decode, encode } = codecOf(tool)
         return decode === undefined
-          ? attempt(context, tool, call.input, timeout, attempts)
-          : Effect.flatMap(decode(call.input), (input) => attempt(context, tool, input, timeout, attempts))
+          ? attempt(context, tool, encode, call.input, timeout, attempts)
+          : Effect.flatMap(decode(call.input), (input) => attempt(context, tool, encode, input, timeout, attempts))
       })
 
     const execute = (call: ToolCall, callOptions: CallOptions = {}): Effect.Effect<ToolResult> => {

@@ -10,7 +10,8 @@
  * gets a fiber sleeping on that clock, so `TestClock.adjust` still drives every deadline.
  */
 import type { Clock } from "effect"
-import { Cause, Duration, Effect, Equal, Exit, Fiber, FiberId, FiberRef, HashSet } from "effect"
+import { Duration, Effect, Exit, Fiber, FiberId } from "effect"
+import * as Interruption from "./Interruption.js"
 
 /** Effect's live clock exposes its scheduler, though `Clock.Clock` does not say so. */
 interface SchedulingClock extends Clock.Clock {
@@ -38,8 +39,8 @@ const timer = (clock: Clock.Clock, duration: Duration.Duration, task: () => void
  * its finalizers have run by then. An infinite `after` is no deadline at all.
  *
  * The timer interrupts the caller's own fiber under an interruptor id of its own; once
- * `self` has ended, that one interruption is taken back off the fiber (`FiberRef.interruptedCause`),
- * so the caller goes on with the `onTimeout()` failure. An interruption from anyone else stays.
+ * `self` has ended, that interruption is taken back (`Interruption.takeBack`), so the
+ * caller goes on with the `onTimeout()` failure. An interruption from anyone else stays.
  */
 export const within =
   <E1>(after: Duration.DurationInput, onTimeout: () => E1) =>
@@ -50,11 +51,6 @@ export const within =
       Effect.withFiberRuntime<A, E | E1, R>((fiber) => {
         const timerId = FiberId.unsafeMake()
         let expired = false
-        /** The caller's interruption without the timer's; the timer's alone leaves none. */
-        const uncut = FiberRef.update(FiberRef.interruptedCause, (cause) => {
-          const by = Cause.interruptors(cause)
-          return HashSet.size(by) === 1 && HashSet.has(by, timerId) ? Cause.empty : cause
-        })
         return Effect.clockWith((clock) =>
           Effect.flatMap(
             timer(clock, duration, () => {
@@ -67,11 +63,12 @@ export const within =
                   cancel,
                   Effect.suspend((): Effect.Effect<A, E | E1> => {
                     if (!expired) return exit
-                    const byTimerOnly = Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) &&
-                      HashSet.every(Cause.interruptors(exit.cause), (id) => Equal.equals(id, timerId))
+                    const outcome: Effect.Effect<A, E | E1> =
+                      Exit.isFailure(exit) && Interruption.isOnlyBy(exit.cause, timerId)
+                        ? Effect.fail(onTimeout())
+                        : exit
                     // the timer may have fired just as `self` ended: its interruption is taken back either way
-                    const outcome: Effect.Effect<A, E | E1> = byTimerOnly ? Effect.fail(onTimeout()) : exit
-                    return Effect.zipRight(uncut, outcome)
+                    return Effect.zipRight(Interruption.takeBack(timerId), outcome)
                   })
                 ))
           )

@@ -15,14 +15,15 @@
  * while it runs means the job is interrupted. Closing the pool's scope stops intake, lets
  * queued and running jobs finish up to `drainTimeout`, then refuses the waiters and
  * interrupts the running jobs' fibers; their callers fail with `Shutdown` (the pool's
- * interruption is taken back off the caller's fiber, so only the job is cut off; fibers the
+ * interruption is taken back off the caller's fiber, `Interruption.takeBack`, so only the job is cut off; fibers the
  * caller had itself forked and left running are interrupted with it).
  */
 import type { Fiber, Scope } from "effect"
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberRef, HashSet, Metric, Schedule } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Metric, Schedule } from "effect"
 import type { Timeout } from "../../domain/Errors.js"
 import { QueueFull, Shutdown } from "../../domain/Errors.js"
 import type { PoolStats } from "../../domain/PoolStats.js"
+import * as Interruption from "./Interruption.js"
 import * as MetricTags from "./MetricTags.js"
 import { within } from "./Timeouts.js"
 
@@ -156,13 +157,7 @@ export const make = (options: Options): Effect.Effect<WorkerPool, never, Scope.S
 
     /** Takes the pool's interruption back off a caller's fiber once its job is cut off. */
     const uncut = <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.zipRight(
-        FiberRef.update(FiberRef.interruptedCause, (cause) => {
-          const by = Cause.interruptors(cause)
-          return HashSet.size(by) === 1 && HashSet.has(by, closer) ? Cause.empty : cause
-        }),
-        self
-      )
+      Effect.zipRight(Interruption.takeBack(closer), self)
 
     const shutdownIfInterrupted = <E>(cause: Cause.Cause<E>): Effect.Effect<never, E | Shutdown> =>
       Cause.isInterruptedOnly(cause) ? refused : Effect.failCause(cause)
