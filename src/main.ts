@@ -8,8 +8,9 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import { Duration, Effect, Layer, Logger, RuntimeFlags, Stream } from "effect"
+import { Deferred, Duration, Effect, Layer, Logger, RuntimeFlags, Stream } from "effect"
 import { createServer } from "node:http"
+import * as Path from "node:path"
 import { AgentRuntime } from "./application/AgentRuntime.js"
 import * as Catalog from "./application/Catalog.js"
 import * as Cli from "./application/cli/Cli.js"
@@ -17,13 +18,15 @@ import { version } from "./application/http/Api.js"
 import * as Handlers from "./application/http/Handlers.js"
 import { HealthChecks } from "./application/http/HealthChecks.js"
 import * as HttpService from "./application/http/HttpService.js"
-import { cannotListen, ensureDirectory, LoomConfig } from "./application/LoomConfig.js"
+import { cannotListen, ensureDirectory, LoomConfig, StartupFailed } from "./application/LoomConfig.js"
 import * as LoomMcpServer from "./application/LoomMcpServer.js"
+import { RunManager } from "./application/RunManager.js"
 import * as Shutdown from "./application/Shutdown.js"
 import { ToolExecutor } from "./application/ToolExecutor.js"
 import { WorkflowEngine } from "./application/WorkflowEngine.js"
-import * as CodingWorkflow from "./application/workflows/coding/CodingWorkflow.js"
 import { ToolRegistry } from "./domain/ToolRegistry.js"
+import * as DataDirLock from "./infrastructure/cluster/DataDirLock.js"
+import * as EmbeddedRunner from "./infrastructure/cluster/EmbeddedRunner.js"
 import * as NodeCpuRunner from "./infrastructure/cpu/NodeCpuRunner.js"
 import { healthCheck as mcpHealth, McpConnector } from "./infrastructure/mcp/McpConnector.js"
 import * as LlmBackend from "./infrastructure/ollama/LlmBackend.js"
@@ -45,11 +48,28 @@ const Executor = ToolExecutor.layer().pipe(
   Layer.provideMerge(Timeouts.Timeouts.layerConfig)
 )
 
-/** `LOOM_DATA_DIR` checked before the database opens in it: a file there is one line naming the variable, not a stack. */
-const DataDir = Layer.effectDiscard(Effect.flatMap(SqliteCheckpointStore.dataDir, ensureDirectory))
+/**
+ * `LOOM_DATA_DIR` checked before the database opens in it (a file there is one line naming the variable, not a
+ * stack), then held by this process until it ends: a second Loom process on it is refused, naming the holder.
+ */
+const DataDir = Layer.scopedDiscard(Effect.gen(function*() {
+  const dir = yield* SqliteCheckpointStore.dataDir
+  yield* ensureDirectory(dir)
+  yield* DataDirLock.hold(dir).pipe(
+    Effect.mapError((error) =>
+      new StartupFailed({ setting: `LOOM_DATA_DIR=${Path.resolve(dir)}`, reason: error.reason })
+    )
+  )
+}))
+
+/** The durable-execution engine runs go on: one embedded runner on the data directory. */
+const Engine = Layer.unwrapEffect(Effect.map(SqliteCheckpointStore.dataDir, EmbeddedRunner.layer)).pipe(
+  Layer.provide(DataDir)
+)
 
 const Infrastructure = Layer.mergeAll(
   SqliteCheckpointStore.layerConfig.pipe(Layer.provide(DataDir)),
+  Engine,
   LlmBackend.layerConfig,
   ResourceMonitor.layer(),
   Prometheus.layer,
@@ -100,11 +120,21 @@ const local = {
   tools: Effect.flatMap(ToolRegistry, (registry) => registry.list).pipe(
     Effect.provide(Registry.pipe(Layer.provide(Timeouts.Timeouts.layerConfig)))
   ),
+  // a durable execution like the service's: cut off by Ctrl-C, it resumes on the next start on this data directory
   workflow: (name: string, input: string, threadId: string) =>
-    Stream.unwrap(Effect.gen(function*() {
-      const graph = yield* Catalog.workflow(name).pipe(Effect.catchTag("NotInCatalog", (e) => Effect.fail(usage(e))))
-      return (yield* WorkflowEngine).run(graph, CodingWorkflow.initial(input), { threadId })
-    })).pipe(Stream.provideLayer(Local)),
+    Stream.unwrapScoped(Effect.gen(function*() {
+      yield* Catalog.workflow(name).pipe(Effect.catchTag("NotInCatalog", (e) => Effect.fail(usage(e))))
+      const runs = yield* RunManager
+      yield* runs.start({ kind: "workflow", name, input, threadId })
+      return Stream.map(runs.follow(threadId), (stored) => stored.event)
+    })).pipe(
+      Stream.provideLayer(
+        Catalog.layerRuns.pipe(
+          Layer.provideMerge(Local),
+          Layer.provide(Layer.effect(Shutdown.ShuttingDown, Deferred.make<void>()))
+        )
+      )
+    ),
   agent: (name: string, input: string) =>
     Stream.unwrap(Effect.gen(function*() {
       const agent = yield* Catalog.agent(name).pipe(Effect.catchTag("NotInCatalog", (e) => Effect.fail(usage(e))))

@@ -47,7 +47,7 @@ export const agent = (name: string) =>
     return found
   })
 
-/** The service's runs: the coding workflow and the assistant agent; runs cut off by the last shutdown resume. */
+/** The service's runs: the coding workflow and the assistant agent, as durable executions on the engine provided. */
 export const layerRuns = Layer.scoped(
   Runs.RunManager,
   Effect.gen(function*() {
@@ -56,13 +56,10 @@ export const layerRuns = Layer.scoped(
     const helper = assistant(config.agentModel)
     const coding = yield* CodingWorkflow.make({ model: config.codingModel })
     const agents = yield* AgentWorkflow.make(new Map([[helper.name, helper]]))
-    const manager = yield* Runs.make({
+    return yield* Runs.make({
       workflows: [Runs.runKind(engine, coding, (_, input) => CodingWorkflow.initial(input))],
       agents: { kind: Runs.runKind(engine, agents, AgentWorkflow.initial), names: new Set([helper.name]) },
       maxRuns: config.maxRuns
     })
-    const resumed = yield* manager.resumeCutOff
-    if (resumed > 0) yield* Effect.logInfo(`resumed ${resumed} run(s) cut off by the last shutdown`)
-    return manager
   }).pipe(Effect.orDie)
 )

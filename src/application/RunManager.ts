@@ -1,18 +1,25 @@
 /**
- * The runs a service holds: each started run is a fiber in a FiberMap owned by the
- * service's scope, so it outlives the request that started it (a client that
- * disconnects cancels nothing) and is interrupted, checkpointed and marked
- * `interrupted` when the service shuts down. On start-up every run that was cut off is
- * resumed. At most `maxRuns` run at once; more are refused with QueueFull.
+ * The runs a service holds. Each run is a durable execution on the @effect/workflow
+ * engine (`DurableRun.LoomRun`, keyed by its thread id): starting one persists it with
+ * the engine and returns once it has begun, so it outlives the request that started it
+ * (a client that disconnects cancels nothing), runs on whichever runner holds its shard,
+ * and is picked up again by the engine after a crash or a shutdown (marked `interrupted`
+ * in between). The execution's body drives Loom's engine on the run's graph, with each
+ * node an Activity. At most `maxRuns` run in this process at once; more starts are
+ * refused with QueueFull.
  */
+import { WorkflowEngine as DurableEngine } from "@effect/workflow/WorkflowEngine"
+import type { WorkflowInstance } from "@effect/workflow/WorkflowEngine"
 import type { Duration, Scope } from "effect"
-import { Context, Deferred, Effect, FiberMap, Layer, Option, Schema, Stream, SubscriptionRef } from "effect"
+import { Context, Deferred, Effect, Layer, Option, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import * as Crypto from "node:crypto"
 import { CheckpointStore } from "../domain/CheckpointStore.js"
 import type { StoredEvent } from "../domain/CheckpointStore.js"
 import { QueueFull } from "../domain/Errors.js"
 import type { CheckpointCorrupt, RunRecord, WorkflowEvent } from "../domain/Workflow.js"
 import { isTerminal, RunExists, RunNotFound, ThreadId, ThreadIdText } from "../domain/Workflow.js"
+import * as Durability from "./Durability.js"
+import * as DurableRun from "./DurableRun.js"
 import { ShuttingDown } from "./Shutdown.js"
 import type { Graph } from "./Workflow.js"
 import type * as WorkflowEngine from "./WorkflowEngine.js"
@@ -64,8 +71,12 @@ export interface Options {
   /** `{"kind":"agent","name":...}` runs: the workflow that runs an agent, and the agents it may name. */
   readonly agents: { readonly kind: RunKind; readonly names: ReadonlySet<string> }
   readonly maxRuns: number
-  /** How often a followed run's new events are read from the store. */
+  /** How often a followed run's new events are read from the store, when it runs in another process. */
   readonly followEvery?: Duration.DurationInput
+  /** How often a run checks whether another process cancelled it (default 1 s). */
+  readonly cancelEvery?: Duration.DurationInput
+  /** How long `start` waits for a run handed to the engine to begin (default 30 s); it runs all the same after. */
+  readonly beginWithin?: Duration.DurationInput
 }
 
 const ended = (run: RunRecord) => run.status !== "running"
@@ -114,63 +125,117 @@ const news = (
       Effect.ignore
     )
 
-/** The runs of a service: start, inspect, follow and cancel them; resume the ones a restart cut off. */
+/** The runs of a service: start, inspect, follow and cancel them. */
 export interface Service {
   /** Starts a run in the background; answers once it has begun, with its thread id. */
   readonly start: (request: RunRequest) => Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists>
   readonly get: (id: string) => Effect.Effect<RunRecord, RunNotFound>
   readonly list: Effect.Effect<ReadonlyArray<RunRecord>>
-  /** Stops a run; it stays `cancelled` (a restart does not resume it). */
+  /** Stops a run for good, on whichever runner holds it; it stays `cancelled`. */
   readonly cancel: (id: string) => Effect.Effect<RunRecord, RunNotFound>
   /** A run's stored events after `after`, then its new ones, until it ends or the service shuts down. */
   readonly follow: (id: string, after?: number) => Stream.Stream<StoredEvent, RunNotFound | CheckpointCorrupt>
-  /** Resumes every run a shutdown or a crash cut off; answers how many. */
-  readonly resumeCutOff: Effect.Effect<number>
   /** Runs going on in this process now. */
   readonly running: Effect.Effect<number>
 }
 
-export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope | CheckpointStore | ShuttingDown> =>
+/** A run executing in this process: bumped on each of its events (its followers wait on it), and its stop signal. */
+interface Live {
+  readonly version: SubscriptionRef.SubscriptionRef<number>
+  readonly cancelled: Deferred.Deferred<void>
+}
+
+/** A run that ended for good: its execution has nothing left to do. */
+const over = (run: RunRecord) => run.status === "finished" || run.status === "failed" || run.status === "cancelled"
+
+export const make = (
+  options: Options
+): Effect.Effect<Service, never, Scope.Scope | CheckpointStore | ShuttingDown | DurableEngine> =>
   Effect.gen(function*() {
     const store = yield* CheckpointStore
-    const runs = yield* FiberMap.make<string>()
+    const engine = yield* DurableEngine
     const shutdown = yield* ShuttingDown
-    // Closing the service: says which runs it cuts off, before the FiberMap interrupts them (finalizers run in reverse).
+    const cancelEvery = options.cancelEvery ?? "1 second"
+    const kinds = new Map([options.agents.kind, ...options.workflows].map((kind) => [kind.workflow, kind]))
+    const live = new Map<string, Live>()
+    /** Starts waiting here for their run to begin, when it runs in this process. */
+    const begun = new Map<string, Deferred.Deferred<void>>()
+    const bump = (ref: SubscriptionRef.SubscriptionRef<number>) => SubscriptionRef.update(ref, (n) => n + 1)
+
+    /** Ends when the run is cancelled: from this process at once, from another one within `cancelEvery`. */
+    const cancelled = (threadId: ThreadId, signal: Deferred.Deferred<void>) =>
+      Effect.race(
+        Deferred.await(signal),
+        Effect.repeat(
+          Effect.flatMap(Effect.option(store.getRun(threadId)), (run) =>
+            Option.exists(run, (run) =>
+                run.status === "cancelled")
+              ? Effect.succeed(true)
+              : Effect.sleep(cancelEvery).pipe(Effect.as(false))),
+          {
+            until: (done) =>
+              done
+          }
+        )
+      )
+
+    /**
+     * The execution's body: the run from its start, or from its last checkpoint when it
+     * has one (a replay after a crash, a shutdown or a move to another runner). Its nodes
+     * are Activities of the execution. A run that ended for good is left as it is.
+     */
+    const execute = (payload: DurableRun.Payload) =>
+      Effect.gen(function*() {
+        const { threadId } = payload
+        const kind = kinds.get(payload.kind)
+        if (kind === undefined) return yield* Effect.logWarning(`run ${threadId}: no run kind ${payload.kind} here`)
+        const saved = yield* Effect.option(store.getRun(threadId))
+        if (Option.exists(saved, over)) return
+        if (Option.isSome(saved)) {
+          yield* Effect.logInfo(`resuming run ${threadId} (${saved.value.workflow}) from step ${saved.value.step}`)
+        }
+        const events = Option.isSome(saved) ? kind.resume(threadId) : kind.run(threadId, payload.name, payload.input)
+        const context = yield* Effect.context<DurableEngine | WorkflowInstance>()
+        const run: Live = { version: yield* SubscriptionRef.make(0), cancelled: yield* Deferred.make<void>() }
+        live.set(threadId, run)
+        const started = begun.get(threadId)
+        yield* events.pipe(
+          Stream.tap(() =>
+            Effect.zipRight(
+              started === undefined ? Effect.void : Deferred.succeed(started, undefined),
+              bump(run.version)
+            )
+          ),
+          Stream.runDrain,
+          Effect.provideService(Durability.Durability, DurableRun.activities(context)),
+          Effect.raceFirst(cancelled(threadId, run.cancelled)),
+          Effect.ensuring(Effect.zipRight(bump(run.version), Effect.sync(() => live.delete(threadId))))
+        )
+      })
+    yield* engine.register(DurableRun.LoomRun, execute)
+    // Closing the service: says which runs it cuts off, before the engine interrupts them (finalizers run in reverse:
+    // this one before the registration's, which stops the runner).
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
-        const cut = Array.from(runs, ([threadId]) => threadId)
+        const cut = Array.from(live.keys())
         return cut.length === 0
           ? Effect.logInfo("no run was running")
           : Effect.logInfo(
             `interrupting ${cut.length} running run(s) (${cut.join(", ")}): each is marked interrupted ` +
-              "and resumes from its last checkpoint on the next start"
+              "and the engine resumes it from its last finished node on the next start"
           )
       })
     )
 
-    /** Per run live in this process: bumped on each of its events, so followers wait instead of polling. */
-    const versions = new Map<string, SubscriptionRef.SubscriptionRef<number>>()
-    const bump = (ref: SubscriptionRef.SubscriptionRef<number>) => SubscriptionRef.update(ref, (n) => n + 1)
-
-    /** Runs `events` in the background; resolves once the run has begun (or failed to). */
-    const launch = (threadId: string, events: Stream.Stream<WorkflowEvent>) =>
-      Effect.gen(function*() {
-        const begun = yield* Deferred.make<WorkflowEvent | undefined>()
-        const version = yield* SubscriptionRef.make(0)
-        versions.set(threadId, version)
-        yield* FiberMap.run(
-          runs,
-          threadId,
-          events.pipe(
-            Stream.tap((event) => Effect.zipRight(Deferred.succeed(begun, event), bump(version))),
-            Stream.runDrain,
-            Effect.ensuring(Effect.zipRight(Deferred.succeed(begun, undefined), bump(version))),
-            Effect.ensuring(Effect.sync(() => versions.delete(threadId)))
-          ),
-          { onlyIfMissing: true }
-        )
-        return yield* Deferred.await(begun)
-      })
+    /** Waits (up to `beginWithin`) for a run just handed to the engine to begin: told at once here, polled elsewhere. */
+    const begins = (threadId: ThreadId, signal: Deferred.Deferred<void>) =>
+      Effect.race(
+        Deferred.await(signal),
+        Effect.repeat(Effect.either(store.getRun(threadId)), {
+          until: (found) => found._tag === "Right",
+          schedule: Schedule.spaced("25 millis")
+        })
+      ).pipe(Effect.timeout(options.beginWithin ?? "30 seconds"), Effect.ignore)
 
     const start = (request: RunRequest): Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists> =>
       Effect.gen(function*() {
@@ -178,26 +243,34 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         const threadId = ThreadId.make(request.threadId ?? Crypto.randomUUID())
         // A known id is refused before anything starts: a running run under it must not be touched.
         const existing = yield* Effect.either(store.getRun(threadId))
-        if (existing._tag === "Right" || (yield* FiberMap.has(runs, threadId))) {
+        if (existing._tag === "Right" || live.has(threadId) || begun.has(threadId)) {
           return yield* new RunExists({ threadId })
         }
-        if ((yield* FiberMap.size(runs)) >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
-        const first = yield* launch(threadId, kind.run(threadId, request.name, request.input))
-        if (first?._tag === "WorkflowFailed" && first.error._tag === "RunExists") return yield* first.error
+        if (live.size >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
+        const signal = yield* Deferred.make<void>()
+        begun.set(threadId, signal)
+        yield* DurableRun.LoomRun.execute(
+          { threadId, kind: kind.workflow, name: request.name, input: request.input },
+          { discard: true }
+        ).pipe(
+          Effect.provideService(DurableEngine, engine),
+          Effect.zipRight(begins(threadId, signal)),
+          Effect.ensuring(Effect.sync(() => begun.delete(threadId)))
+        )
         return threadId
       }).pipe(Effect.withSpan("RunManager.start", { captureStackTrace: false }))
 
     const get = (id: string) => Effect.flatMap(knownId(id), store.getRun)
 
-    /** Stops a run; it stays `cancelled` (a restart does not resume it). */
     const cancel = (id: string): Effect.Effect<RunRecord, RunNotFound> =>
       Effect.gen(function*() {
         const threadId = yield* knownId(id)
         const run = yield* store.getRun(threadId)
         if (ended(run) && run.status !== "interrupted") return run
-        yield* FiberMap.remove(runs, id)
-        // refused (and the run left as it is) when it finished first
+        // refused (and the run left as it is) when it finished first; a runner elsewhere sees it within `cancelEvery`
         yield* store.setStatus(threadId, "cancelled", [])
+        const here = live.get(threadId)
+        if (here !== undefined) yield* Deferred.succeed(here.cancelled, undefined)
         return yield* store.getRun(threadId)
       })
 
@@ -205,13 +278,13 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     const followKnown = (threadId: ThreadId, after: number) =>
       Stream.paginateEffect({ after }, (cursor) =>
         Effect.gen(function*() {
-          const live = versions.get(threadId)
-          const seen = live === undefined ? undefined : yield* SubscriptionRef.get(live)
+          const version = live.get(threadId)?.version
+          const seen = version === undefined ? undefined : yield* SubscriptionRef.get(version)
           const run = yield* store.getRun(threadId)
           const events = yield* store.events(threadId, cursor.after)
           const last = events[events.length - 1]
           if (ended(run) || events.some((e) => isTerminal(e.event))) return [events, Option.none()] as const
-          if (events.length === 0) yield* news(live, seen, options.followEvery ?? "100 millis")
+          if (events.length === 0) yield* news(version, seen, options.followEvery ?? "100 millis")
           return [events, Option.some({ after: last?.seq ?? cursor.after })] as const
         })).pipe(
           Stream.flattenIterables,
@@ -227,28 +300,13 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     const follow = (id: string, after = 0): Stream.Stream<StoredEvent, RunNotFound | CheckpointCorrupt> =>
       Stream.unwrap(Effect.map(knownId(id), (threadId) => followKnown(threadId, after)))
 
-    /** Picks up every run that a shutdown or a crash cut off. */
-    const resumeCutOff = Effect.gen(function*() {
-      const all = yield* store.listRuns
-      const cutOff = all.filter((run) => run.status === "running" || run.status === "interrupted")
-      const kinds = [options.agents.kind, ...options.workflows]
-      for (const run of cutOff) {
-        const kind = kinds.find((kind) => kind.workflow === run.workflow)
-        if (kind === undefined) continue
-        yield* Effect.logInfo(`resuming run ${run.threadId} (${run.workflow}) from step ${run.step}`)
-        yield* launch(run.threadId, kind.resume(run.threadId))
-      }
-      return cutOff.length
-    })
-
     return {
       start,
       get,
       list: store.listRuns,
       cancel,
       follow,
-      resumeCutOff,
-      running: FiberMap.size(runs)
+      running: Effect.sync(() => live.size)
     }
   })
 

@@ -26,6 +26,7 @@ import type { Saved } from "../domain/CheckpointStore.js"
 import { Checkpoint, CheckpointStore, PendingWrite } from "../domain/CheckpointStore.js"
 import type { PriceTable } from "../domain/PriceTable.js"
 import { Prices } from "../domain/PriceTable.js"
+import { Usage } from "../domain/Usage.js"
 import * as UsageMeter from "../domain/UsageMeter.js"
 import type { WorkflowError, WorkflowEvent } from "../domain/Workflow.js"
 import {
@@ -44,6 +45,7 @@ import {
   WorkflowFailed,
   WorkflowFinished
 } from "../domain/Workflow.js"
+import * as Durability from "./Durability.js"
 import * as RunEvents from "./RunEvents.js"
 import type { Graph, NodeError, RunError } from "./Workflow.js"
 import { END, merge, targets } from "./Workflow.js"
@@ -156,7 +158,15 @@ const keeper = <S, I, E extends NodeError>(run: Run<S, I, E>, running: number) =
   }
 }
 
-/** Runs `node` on `state`, metered, and hands its update with its events to `keep`. */
+/** What a node gave: its update encoded for storage, and what its model calls cost (none when it made none). */
+const NodeOutcome = Schema.Struct({ update: Schema.Unknown, usage: Schema.optional(Usage) })
+type NodeOutcome = typeof NodeOutcome.Type
+
+/**
+ * Runs `node` on `state`, metered, and hands its update with its events to `keep`. Under a
+ * durable run the node is an Activity named `step/node`: a replay gets a finished node's
+ * outcome back from the engine instead of running it again.
+ */
 const runNode = <S, I, E extends NodeError>(
   run: Run<S, I, E>,
   step: number,
@@ -169,19 +179,39 @@ const runNode = <S, I, E extends NodeError>(
     if (f === undefined) return yield* new UnknownNode({ from: "checkpoint", node })
     const started = new NodeStarted({ step, node })
     yield* run.emit(started)
-    const meter = yield* UsageMeter.make
-    const update = yield* f(state).pipe(
-      UsageMeter.within(meter),
-      Effect.mapError((error) => new NodeFailed({ node, reason: error._tag, message: error.message })),
-      // a node that fails or is cut off has spent its tokens all the same
-      Effect.ensuring(spend(run, meter))
-    )
-    const encoded = yield* Schema.encode(run.graph.update)(update).pipe(
-      Effect.mapError((error) => new NodeFailed({ node, reason: "InvalidUpdate", message: error.message }))
-    )
-    const usage = yield* UsageMeter.usage(meter, run.prices)
-    const finished = new NodeFinished({ step, node, update: encoded, ...(usage.calls > 0 ? { usage } : {}) })
-    yield* keep({ write: new PendingWrite({ step, node, update: encoded }), started, finished })
+    const durability = yield* Durability.Durability
+    const name = `${step}/${node}`
+    const execute = Effect.gen(function*() {
+      const meter = yield* UsageMeter.make
+      const update = yield* f(state).pipe(
+        UsageMeter.within(meter),
+        Effect.mapError((error) => new NodeFailed({ node, reason: error._tag, message: error.message })),
+        // a node that fails or is cut off has spent its tokens all the same
+        Effect.ensuring(spend(run, meter))
+      )
+      const encoded = yield* Schema.encode(run.graph.update)(update).pipe(
+        Effect.mapError((error) => new NodeFailed({ node, reason: "InvalidUpdate", message: error.message }))
+      )
+      const usage = yield* UsageMeter.usage(meter, run.prices)
+      return [update, { update: encoded, ...(usage.calls > 0 ? { usage } : {}) } as NodeOutcome] as const
+    })
+    const [update, outcome] = durability.durable
+      ? yield* Effect.flatMap(
+        durability.run({
+          name,
+          success: NodeOutcome,
+          error: NodeFailed,
+          execute: Effect.map(execute.pipe(Durability.within(name)), ([, outcome]) => outcome)
+        }),
+        (outcome) =>
+          Schema.decodeUnknown(run.graph.update)(outcome.update).pipe(
+            Effect.mapError((error) => new NodeFailed({ node, reason: "InvalidUpdate", message: error.message })),
+            Effect.map((update) => [update, outcome] as const)
+          )
+      )
+      : yield* execute
+    const finished = new NodeFinished({ step, node, ...outcome })
+    yield* keep({ write: new PendingWrite({ step, node, update: outcome.update }), started, finished })
     return update
   }).pipe(Effect.withSpan("WorkflowEngine.node", {
     attributes: { "loom.node": node, "loom.step": step },
