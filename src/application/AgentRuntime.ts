@@ -16,7 +16,7 @@
  * `AgentRuntime.layer` needs a `LanguageModel`, the `ToolRegistry` the agents' tools
  * come from and a `ToolExecutor` to run them; it reads its prices from `LOOM_PRICES`.
  */
-import { Chunk, Context, Effect, Layer, Option, Ref, Stream } from "effect"
+import { Chunk, Context, Effect, Layer, Option, Ref, Schema, Stream } from "effect"
 import type { Agent, AgentError, AgentEvent } from "../domain/Agent.js"
 import {
   AgentCrashed,
@@ -30,12 +30,12 @@ import {
   ToolCallsRequested,
   ToolResultEvent
 } from "../domain/Agent.js"
-import type { ChatResponse, LlmToolCall, ToolSpec as ChatToolSpec } from "../domain/Chat.js"
-import { ChatMessage, ChatRequest, toolSpec } from "../domain/Chat.js"
-import { ToolNotFound } from "../domain/Errors.js"
+import type { LlmToolCall, ToolSpec as ChatToolSpec } from "../domain/Chat.js"
+import { ChatMessage, ChatRequest, ChatResponse, toolSpec } from "../domain/Chat.js"
+import { CircuitOpen, ToolNotFound } from "../domain/Errors.js"
 import type { LlmError } from "../domain/LanguageModel.js"
 import { LanguageModel } from "../domain/LanguageModel.js"
-import { LlmBadResponse } from "../domain/LlmErrors.js"
+import { LlmBadResponse, LlmTimeout, LlmUnavailable, ModelNotFound } from "../domain/LlmErrors.js"
 import type { PriceTable } from "../domain/PriceTable.js"
 import { Prices } from "../domain/PriceTable.js"
 import type { ToolDefinition } from "../domain/Tool.js"
@@ -46,6 +46,7 @@ import { ToolResult } from "../domain/ToolResult.js"
 import * as Usage from "../domain/Usage.js"
 import * as UsageMeter from "../domain/UsageMeter.js"
 import * as Timeouts from "../infrastructure/resilience/Timeouts.js"
+import * as Durability from "./Durability.js"
 import * as RunEvents from "./RunEvents.js"
 import { ToolExecutor } from "./ToolExecutor.js"
 
@@ -147,9 +148,58 @@ const chat = (
     )
     : ports.llm.chat(request)
 
+/** A model call's errors, as a durable run stores them. */
+const LlmErrorSchema = Schema.Union(LlmUnavailable, LlmTimeout, LlmBadResponse, ModelNotFound, CircuitOpen)
+
+/**
+ * One model turn, as a unit of the run's durability: under a durable run a replay gets
+ * a turn the model already answered back from storage (its streamed tokens are not
+ * streamed again).
+ */
+const ask = (
+  conversation: Conversation,
+  step: number,
+  request: ChatRequest
+): Effect.Effect<ChatResponse, LlmError> =>
+  Effect.flatMap(Durability.Durability, (durability) =>
+    durability.durable
+      ? durability.run({
+        name: `turn-${step}/model`,
+        success: ChatResponse,
+        error: LlmErrorSchema,
+        execute: chat(conversation, step, request)
+      })
+      : chat(conversation, step, request))
+
+/**
+ * A turn's calls through the executor. Under a durable run each call is a unit of its
+ * own, named by its call id, so a replay runs only the calls that had not finished;
+ * otherwise they go to `executeParallel` as one batch (the cheaper path).
+ */
+const runCalls = (
+  { agent, ports }: Conversation,
+  step: number,
+  calls: ReadonlyArray<ToolCall>
+): Effect.Effect<ReadonlyArray<ToolResult>> =>
+  Effect.flatMap(Durability.Durability, (durability) =>
+    durability.durable
+      ? Effect.forEach(
+        calls,
+        (call) =>
+          durability.run({
+            name: `turn-${step}/tool/${call.id}`,
+            success: ToolResult,
+            error: Schema.Never,
+            execute: ports.executor.execute(call)
+          }),
+        { concurrency: agent.toolConcurrency ?? 4 }
+      )
+      : ports.executor.executeParallel(calls, { concurrency: agent.toolConcurrency ?? 4 }))
+
 /** Runs a turn's tool calls: the agent's own tools through the executor; any other name comes back as unknown. */
-const callTools = ({ agent, emit, ports }: Conversation, step: number, requested: ReadonlyArray<LlmToolCall>) =>
+const callTools = (conversation: Conversation, step: number, requested: ReadonlyArray<LlmToolCall>) =>
   Effect.gen(function*() {
+    const { agent, emit } = conversation
     const calls = requested.map((call, i) => callOf(step, i, call))
     yield* tell(emit, () =>
       new ToolCallsRequested({
@@ -159,7 +209,7 @@ const callTools = ({ agent, emit, ports }: Conversation, step: number, requested
         )
       }, trusted))
     const offered = calls.filter((call) => agent.tools.includes(call.tool))
-    const ran = yield* ports.executor.executeParallel(offered, { concurrency: agent.toolConcurrency ?? 4 })
+    const ran = yield* runCalls(conversation, step, offered)
     const results = offered.length === calls.length ?
       ran :
       calls.map((call, i) => ran.find((result) => result.callId === call.id) ?? notOffered(call, requested[i]!.name))
@@ -182,7 +232,7 @@ const turn = (
     const maxSteps = agent.maxSteps ?? 8
     if (step > maxSteps) return yield* new MaxStepsExceeded({ agent: agent.name, maxSteps })
     yield* tell(emit, () => new StepStarted({ step }, trusted))
-    const response = yield* chat(
+    const response = yield* ask(
       conversation,
       step,
       new ChatRequest({ model: agent.model, messages, tools: specs }, trusted)
