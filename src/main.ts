@@ -8,7 +8,8 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import { Deferred, Duration, Effect, Layer, Logger, RuntimeFlags, Stream } from "effect"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { Deferred, Duration, Effect, Layer, Logger, Option, Redacted, RuntimeFlags, Stream } from "effect"
 import { createServer } from "node:http"
 import * as Path from "node:path"
 import { AgentRuntime } from "./application/AgentRuntime.js"
@@ -27,9 +28,12 @@ import { WorkflowEngine } from "./application/WorkflowEngine.js"
 import { ToolRegistry } from "./domain/ToolRegistry.js"
 import * as DataDirLock from "./infrastructure/cluster/DataDirLock.js"
 import * as EmbeddedRunner from "./infrastructure/cluster/EmbeddedRunner.js"
+import * as RunnerConfig from "./infrastructure/cluster/RunnerConfig.js"
+import * as SocketRunner from "./infrastructure/cluster/SocketRunner.js"
 import * as NodeCpuRunner from "./infrastructure/cpu/NodeCpuRunner.js"
 import { healthCheck as mcpHealth, McpConnector } from "./infrastructure/mcp/McpConnector.js"
 import * as LlmBackend from "./infrastructure/ollama/LlmBackend.js"
+import * as PgCheckpointStore from "./infrastructure/persistence/PgCheckpointStore.js"
 import * as SqliteCheckpointStore from "./infrastructure/persistence/SqliteCheckpointStore.js"
 import * as NodeProcessRunner from "./infrastructure/process/NodeProcessRunner.js"
 import * as Timeouts from "./infrastructure/resilience/Timeouts.js"
@@ -62,14 +66,47 @@ const DataDir = Layer.scopedDiscard(Effect.gen(function*() {
   )
 }))
 
-/** The durable-execution engine runs go on: one embedded runner on the data directory. */
-const Engine = Layer.unwrapEffect(Effect.map(SqliteCheckpointStore.dataDir, EmbeddedRunner.layer)).pipe(
-  Layer.provide(DataDir)
+/** Runs kept in the data directory (`loom.db`) and executed by one embedded runner there (`cluster.db`). */
+const Embedded = Layer.merge(
+  SqliteCheckpointStore.layerConfig,
+  Layer.unwrapEffect(Effect.map(SqliteCheckpointStore.dataDir, EmbeddedRunner.layer))
+).pipe(Layer.provide(DataDir))
+
+/** Runs kept in Postgres and executed by this runner among the others on that database. */
+const Clustered = (url: Redacted.Redacted) =>
+  Layer.unwrapEffect(Effect.map(RunnerConfig.runnerAddress, (address) =>
+    Layer.merge(
+      PgCheckpointStore.layer.pipe(
+        Layer.catchAll((error) =>
+          Layer.fail(
+            new StartupFailed({ setting: "LOOM_DATABASE_URL", reason: `cannot use the database: ${error.message}` })
+          )
+        )
+      ),
+      SocketRunner.layer(address).pipe(
+        Layer.catchAll((error) =>
+          Layer.fail(
+            new StartupFailed({ setting: `LOOM_RUNNER_ADDRESS=${address.host}:${address.port}`, reason: error.message })
+          )
+        )
+      )
+    ).pipe(
+      Layer.provide(
+        PgClient.layer({ url, applicationName: "loom" }).pipe(
+          Layer.catchAll((error) =>
+            Layer.fail(new StartupFailed({ setting: "LOOM_DATABASE_URL", reason: `cannot connect: ${error.message}` }))
+          )
+        )
+      )
+    )))
+
+/** Where runs are kept and who executes them: see `RunnerConfig`. */
+const Runs = Layer.unwrapEffect(
+  Effect.map(RunnerConfig.databaseUrl, Option.match({ onNone: () => Embedded, onSome: Clustered }))
 )
 
 const Infrastructure = Layer.mergeAll(
-  SqliteCheckpointStore.layerConfig.pipe(Layer.provide(DataDir)),
-  Engine,
+  Runs,
   LlmBackend.layerConfig,
   ResourceMonitor.layer(),
   Prometheus.layer,

@@ -31,6 +31,7 @@ import {
   ThreadId,
   WorkflowEvent
 } from "../../domain/Workflow.js"
+import * as PgAdvisoryLock from "./PgAdvisoryLock.js"
 
 /** Schema migrations, in order. Add new ones; never edit a shipped one. */
 export const migrations = Migrator.fromRecord({
@@ -85,22 +86,12 @@ const migrationsTable = "loom_migrations"
 const migrationLock = 0x6c6f6f6d
 
 /**
- * Runs the migrations holding a session advisory lock. The Migrator serialises its own
- * runs with a table lock, but first creates that table unguarded, so processes starting
- * together on a fresh database would race to create it and all but one fail.
+ * Runs the migrations holding an advisory lock. The Migrator serialises its own runs with
+ * a table lock, but first creates that table unguarded.
  */
-const migrate = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  return yield* Effect.scoped(Effect.gen(function*() {
-    const connection = yield* sql.reserve
-    // registered first: a lock granted while its wait was being interrupted is released too
-    yield* Effect.addFinalizer(() =>
-      Effect.ignore(connection.execute("SELECT pg_advisory_unlock($1::bigint)", [migrationLock], undefined))
-    )
-    yield* connection.execute("SELECT pg_advisory_lock($1::bigint)", [migrationLock], undefined)
-    return yield* Migrator.make({})({ loader: migrations, table: migrationsTable })
-  }))
-})
+const migrate = Migrator.make({})({ loader: migrations, table: migrationsTable }).pipe(
+  PgAdvisoryLock.withLock(migrationLock)
+)
 
 /** An `int8` column: `pg` gives it as text (it may not fit a double) unless the client was told to parse it. */
 const Int8 = Schema.Union(Schema.Int, Schema.compose(Schema.NumberFromString, Schema.Int))
