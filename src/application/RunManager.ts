@@ -5,8 +5,9 @@
  * (a client that disconnects cancels nothing), runs on whichever runner holds its shard,
  * and is picked up again by the engine after a crash or a shutdown (marked `interrupted`
  * in between). The execution's body drives Loom's engine on the run's graph, with each
- * node an Activity. At most `maxRuns` run in this process at once; more starts are
- * refused with QueueFull.
+ * node an Activity. At most `maxRuns` run in this process at once: a start beyond that
+ * is refused with QueueFull, and a run the engine hands this runner from elsewhere (a
+ * start through another runner, a runner that died) waits for a place.
  */
 import { WorkflowEngine as DurableEngine } from "@effect/workflow/WorkflowEngine"
 import type { WorkflowInstance } from "@effect/workflow/WorkflowEngine"
@@ -157,7 +158,10 @@ export const make = (
     const shutdown = yield* ShuttingDown
     const cancelEvery = options.cancelEvery ?? "1 second"
     const kinds = new Map([options.agents.kind, ...options.workflows].map((kind) => [kind.workflow, kind]))
+    /** Runs in this process, running or waiting for a place. */
     const live = new Map<string, Live>()
+    /** This runner's capacity: runs the engine hands it beyond `maxRuns` wait for a place. */
+    const places = yield* Effect.makeSemaphore(options.maxRuns)
     /** Starts waiting here for their run to begin, when it runs in this process. */
     const begun = new Map<string, Deferred.Deferred<void>>()
     const bump = (ref: SubscriptionRef.SubscriptionRef<number>) => SubscriptionRef.update(ref, (n) => n + 1)
@@ -208,6 +212,7 @@ export const make = (
           ),
           Stream.runDrain,
           Effect.provideService(Durability.Durability, DurableRun.activities(context)),
+          places.withPermits(1),
           Effect.raceFirst(cancelled(threadId, run.cancelled)),
           Effect.ensuring(Effect.zipRight(bump(run.version), Effect.sync(() => live.delete(threadId))))
         )
