@@ -154,7 +154,8 @@ const LlmErrorSchema = Schema.Union(LlmUnavailable, LlmTimeout, LlmBadResponse, 
 /**
  * One model turn, as a unit of the run's durability: under a durable run a replay gets
  * a turn the model already answered back from storage (its streamed tokens are not
- * streamed again).
+ * streamed again). Units are named by agent and turn; a node that runs one agent twice
+ * tells the runs apart with `Durability.within`.
  */
 const ask = (
   conversation: Conversation,
@@ -164,7 +165,7 @@ const ask = (
   Effect.flatMap(Durability.Durability, (durability) =>
     durability.durable
       ? durability.run({
-        name: `turn-${step}/model`,
+        name: `${conversation.agent.name}/turn-${step}/model`,
         success: ChatResponse,
         error: LlmErrorSchema,
         execute: chat(conversation, step, request)
@@ -187,7 +188,7 @@ const runCalls = (
         calls,
         (call) =>
           durability.run({
-            name: `turn-${step}/tool/${call.id}`,
+            name: `${agent.name}/turn-${step}/tool/${call.id}`,
             success: ToolResult,
             error: Schema.Never,
             execute: ports.executor.execute(call)

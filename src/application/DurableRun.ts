@@ -9,9 +9,9 @@
  */
 import * as Activity from "@effect/workflow/Activity"
 import * as Workflow from "@effect/workflow/Workflow"
-import type { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
-import type { Context } from "effect"
-import { Effect, Schema } from "effect"
+import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
+import { WorkflowInstance } from "@effect/workflow/WorkflowEngine"
+import { Context, Effect, Option, Schema } from "effect"
 import { ThreadId } from "../domain/Workflow.js"
 import type * as Durability from "./Durability.js"
 
@@ -36,11 +36,18 @@ export const activities = (
 ): Durability.Service => ({
   durable: true,
   run: (unit) =>
-    Activity.make({
-      name: prefix === "" ? unit.name : `${prefix}/${unit.name}`,
-      success: unit.success,
-      error: unit.error,
-      execute: unit.execute
-    }).pipe(Effect.provide(context)),
+    Effect.flatMap(Effect.serviceOption(WorkflowInstance), (ambient) =>
+      Activity.make({
+        name: prefix === "" ? unit.name : `${prefix}/${unit.name}`,
+        success: unit.success,
+        error: unit.error,
+        execute: unit.execute
+      }).pipe(
+        // inside an Activity, the engine's instance for it: a nested unit that suspends must not wait for its parent
+        Effect.provide(Option.match(ambient, {
+          onNone: () => context,
+          onSome: (instance) => Context.add(context, WorkflowInstance, instance)
+        }))
+      )),
   within: (name) => activities(context, prefix === "" ? name : `${prefix}/${name}`)
 })
