@@ -6,7 +6,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     setupFiles: ["test/support/setup.ts"],
-    exclude: ["test/package/**", "test/chaos/**", "test/load/**", "test/fuzz/**"],
+    exclude: ["test/package/**", "test/chaos/**", "test/load/**", "test/fuzz/**", "test/cluster/**"],
     testTimeout: 30_000,
     hookTimeout: 30_000
   }
