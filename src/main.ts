@@ -8,6 +8,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type { Terminal } from "@effect/platform/Terminal"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Deferred, Duration, Effect, Layer, Logger, Option, Redacted, RuntimeFlags, Stream } from "effect"
 import { createServer } from "node:http"
@@ -26,6 +27,7 @@ import * as Shutdown from "./application/Shutdown.js"
 import { ToolExecutor } from "./application/ToolExecutor.js"
 import { WorkflowEngine } from "./application/WorkflowEngine.js"
 import { ToolRegistry } from "./domain/ToolRegistry.js"
+import type { Interrupted } from "./domain/Workflow.js"
 import * as DataDirLock from "./infrastructure/cluster/DataDirLock.js"
 import * as EmbeddedRunner from "./infrastructure/cluster/EmbeddedRunner.js"
 import * as RunnerConfig from "./infrastructure/cluster/RunnerConfig.js"
@@ -158,14 +160,30 @@ const local = {
     Effect.provide(Registry.pipe(Layer.provide(Timeouts.Timeouts.layerConfig)))
   ),
   // a durable execution like the service's: cut off by Ctrl-C, it resumes on the next start on this data directory
-  workflow: (name: string, input: string, threadId: string) =>
+  workflow: (name: string, input: string, threadId: string, answer: Cli.Answer) =>
     Stream.unwrapScoped(Effect.gen(function*() {
       yield* Catalog.workflow(name).pipe(Effect.catchTag("NotInCatalog", (e) => Effect.fail(usage(e))))
       const runs = yield* RunManager
       yield* runs.start({ kind: "workflow", name, input, threadId })
-      return Stream.map(runs.follow(threadId), (stored) => stored.event)
+      // a run that waits for a person is answered here, asked again while the value does not fit
+      const reply = (
+        event: Interrupted,
+        problem: Option.Option<string>
+      ): Effect.Effect<void, Cli.UsageError, Terminal> =>
+        Effect.flatMap(answer(event, problem), (value) =>
+          runs.resume(threadId, { interrupt: event.key, value }).pipe(
+            Effect.asVoid,
+            Effect.catchTags({
+              InvalidResumeValue: (error) => reply(event, Option.some(error.message)),
+              NotWaiting: () => Effect.void,
+              RunNotFound: () => Effect.void
+            })
+          ))
+      return Stream.map(runs.follow(threadId), (stored) => stored.event).pipe(
+        Stream.tap((event) => event._tag === "Interrupted" ? reply(event, Option.none()) : Effect.void)
+      )
     })).pipe(
-      Stream.provideLayer(
+      Stream.provideSomeLayer(
         Catalog.layerRuns.pipe(
           Layer.provideMerge(Local),
           Layer.provide(Layer.effect(Shutdown.ShuttingDown, Deferred.make<void>()))

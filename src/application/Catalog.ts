@@ -1,6 +1,6 @@
 /**
- * What a Loom service offers out of the box: its local tools, the `assistant` agent and
- * the `coding` workflow, as the HTTP API runs them (`RunManager`) and as the CLI runs
+ * What a Loom service offers out of the box: its local tools, the `assistant` agent, the
+ * `coding` workflow and the `review` workflow (people in the loop), as the HTTP API runs them (`RunManager`) and as the CLI runs
  * them in its own process (`workflow`, `agent`).
  */
 import { Data, Effect, Layer } from "effect"
@@ -13,6 +13,7 @@ import { WorkflowEngine } from "./WorkflowEngine.js"
 import * as AgentWorkflow from "./workflows/AgentWorkflow.js"
 import * as CodingWorkflow from "./workflows/coding/CodingWorkflow.js"
 import * as RunTests from "./workflows/coding/RunTests.js"
+import * as ReviewWorkflow from "./workflows/review/ReviewWorkflow.js"
 
 export const localTools = [...DemoTools.all, ...CpuTools.all, RunTests.tool]
 
@@ -28,13 +29,14 @@ export const assistant = (model: string): Agent => ({
 /** A name the catalog does not have. */
 export class NotInCatalog extends Data.TaggedError("NotInCatalog")<{ readonly message: string }> {}
 
-/** The workflow named `name` (there is `coding`). */
-export const workflow = (name: string) =>
-  Effect.gen(function*() {
-    if (name !== "coding") return yield* new NotInCatalog({ message: `unknown workflow "${name}" (there is: coding)` })
-    const config = yield* LoomConfig
-    return yield* CodingWorkflow.make({ model: config.codingModel })
-  })
+/** The workflows the catalog has, by name. */
+export const workflows = ["coding", "review"] as const
+
+/** The workflow named `name` (there are `coding` and `review`), checked before a run starts. */
+export const workflow = (name: string): Effect.Effect<string, NotInCatalog> =>
+  workflows.some((known) => known === name)
+    ? Effect.succeed(name)
+    : Effect.fail(new NotInCatalog({ message: `unknown workflow "${name}" (there are: ${workflows.join(", ")})` }))
 
 /** The agent named `name` (there is `assistant`). */
 export const agent = (name: string) =>
@@ -55,9 +57,13 @@ export const layerRuns = Layer.scoped(
     const engine = yield* WorkflowEngine
     const helper = assistant(config.agentModel)
     const coding = yield* CodingWorkflow.make({ model: config.codingModel })
+    const review = yield* ReviewWorkflow.make({ model: config.agentModel })
     const agents = yield* AgentWorkflow.make(new Map([[helper.name, helper]]))
     return yield* Runs.make({
-      workflows: [Runs.runKind(engine, coding, (_, input) => CodingWorkflow.initial(input))],
+      workflows: [
+        Runs.runKind(engine, coding, (_, input) => CodingWorkflow.initial(input)),
+        Runs.runKind(engine, review, (_, input) => ReviewWorkflow.initial(input))
+      ],
       agents: { kind: Runs.runKind(engine, agents, AgentWorkflow.initial), names: new Set([helper.name]) },
       maxRuns: config.maxRuns
     })

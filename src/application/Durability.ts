@@ -23,6 +23,12 @@ export interface Service {
   /** Whether work goes through the engine (a caller may skip building `Unit`s when it does not). */
   readonly durable: boolean
   readonly run: <A, E, SA, SE>(unit: Unit<A, E, SA, SE>) => Effect.Effect<A, E>
+  /**
+   * Waits for the value named `name` (unique within the run; not prefixed), given from
+   * outside the run: `onWait` runs when it is not there yet, then the run suspends until
+   * it is. Only a durable run can wait; `direct` dies (callers check `durable` first).
+   */
+  readonly wait: <A, I>(name: string, schema: Schema.Schema<A, I>, onWait: Effect.Effect<void>) => Effect.Effect<A>
   /** The same durability for work nested under `prefix`: its units are named `prefix/...`. */
   readonly within: (prefix: string) => Service
 }
@@ -31,6 +37,7 @@ export interface Service {
 export const direct: Service = {
   durable: false,
   run: (unit) => unit.execute,
+  wait: (name) => Effect.dieMessage(`${name}: a run that is not durable cannot wait`),
   within: () => direct
 }
 

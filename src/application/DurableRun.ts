@@ -8,9 +8,9 @@
  * work back from the engine's storage.
  */
 import * as Activity from "@effect/workflow/Activity"
+import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import * as Workflow from "@effect/workflow/Workflow"
-import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
-import { WorkflowInstance } from "@effect/workflow/WorkflowEngine"
+import { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
 import { Context, Effect, Option, Schema } from "effect"
 import { ThreadId } from "../domain/Workflow.js"
 import type * as Durability from "./Durability.js"
@@ -36,18 +36,49 @@ export const activities = (
 ): Durability.Service => ({
   durable: true,
   run: (unit) =>
-    Effect.flatMap(Effect.serviceOption(WorkflowInstance), (ambient) =>
-      Activity.make({
-        name: prefix === "" ? unit.name : `${prefix}/${unit.name}`,
-        success: unit.success,
-        error: unit.error,
-        execute: unit.execute
-      }).pipe(
-        // inside an Activity, the engine's instance for it: a nested unit that suspends must not wait for its parent
-        Effect.provide(Option.match(ambient, {
-          onNone: () => context,
-          onSome: (instance) => Context.add(context, WorkflowInstance, instance)
-        }))
-      )),
+    Activity.make({
+      name: prefix === "" ? unit.name : `${prefix}/${unit.name}`,
+      success: unit.success,
+      error: unit.error,
+      execute: unit.execute
+    }).pipe(inExecution(context)),
+  wait: (name, schema, onWait) => {
+    const deferred = DurableDeferred.make(name, { success: schema })
+    return Effect.gen(function*() {
+      const engine = yield* WorkflowEngine
+      // asked before (a replay): the value, or the wait recorded already
+      if ((yield* engine.deferredResult(deferred)) === undefined) yield* onWait
+      return yield* DurableDeferred.await(deferred)
+    }).pipe(inExecution(context))
+  },
   within: (name) => activities(context, prefix === "" ? name : `${prefix}/${name}`)
 })
+
+/**
+ * Runs `effect` in the execution `context` belongs to. Inside an Activity it keeps the
+ * engine's instance for that Activity: a nested unit that suspends must not wait for its
+ * parent to end.
+ */
+const inExecution = (context: Context.Context<WorkflowEngine | WorkflowInstance>) =>
+<A, E>(
+  effect: Effect.Effect<A, E, WorkflowEngine | WorkflowInstance>
+): Effect.Effect<A, E> =>
+  Effect.flatMap(Effect.serviceOption(WorkflowInstance), (ambient) =>
+    Effect.provide(
+      effect,
+      Option.match(ambient, {
+        onNone: () => context,
+        onSome: (instance) => Context.add(context, WorkflowInstance, instance)
+      })
+    ))
+
+/** The value for the interrupt `key` of the run `threadId`, handed to its execution, which resumes. */
+export const giveValue = <A, I>(threadId: ThreadId, key: string, schema: Schema.Schema<A, I>, value: A) =>
+  Effect.gen(function*() {
+    const deferred = DurableDeferred.make(key, { success: schema })
+    // an execution's id is made from its idempotency key, the thread id, alone
+    const executionId = yield* LoomRun.executionId({ threadId, kind: "", name: "", input: "" })
+    const token = DurableDeferred.tokenFromExecutionId(deferred, { workflow: LoomRun, executionId })
+    yield* DurableDeferred.succeed(deferred, { token, value })
+    return executionId
+  })

@@ -2,9 +2,10 @@
  * A run as a Stream of its events, the shape agent and workflow runs share: the run's
  * body goes in a fiber the consumer's scope owns (a consumer that stops interrupts it)
  * and emits into a queue; its typed failure, or a defect turned into one, becomes the
- * terminal event, so the stream always ends and the stream itself never fails.
+ * terminal event, so the stream always ends and never fails, except that a body
+ * interrupted from within (a durable run suspending) fails it with that interruption.
  */
-import { Cause, Effect, Option, Queue, Stream } from "effect"
+import { Cause, Deferred, Effect, Option, Queue, Stream } from "effect"
 
 export const stream = <A, E>(
   body: (emit: (event: A) => Effect.Effect<void>) => Effect.Effect<void, E>,
@@ -18,10 +19,15 @@ export const stream = <A, E>(
 ): Stream.Stream<A> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const events = yield* Queue.unbounded<A>()
+    const stopped = yield* Deferred.make<never>()
     const emit = (event: A) => Queue.offer(events, event)
     yield* body(emit).pipe(
       Effect.catchAllCause((cause) => {
-        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+        // interrupted: by the consumer (it is gone), or by itself (a durable run suspending to wait): the stream
+        // fails with the interruption, so its consumer does not wait for events that will not come, and knows why
+        if (Cause.isInterruptedOnly(cause)) {
+          return Effect.zipRight(Deferred.interrupt(stopped), Effect.failCause(cause))
+        }
         return Option.match(Cause.failureOption(cause), {
           onSome: (error) => options.onFailure(error, emit),
           onNone: () =>
@@ -33,5 +39,8 @@ export const stream = <A, E>(
       }),
       Effect.forkScoped
     )
-    return Stream.fromQueue(events).pipe(Stream.takeUntil(options.isTerminal))
+    return Stream.fromQueue(events).pipe(
+      Stream.takeUntil(options.isTerminal),
+      Stream.interruptWhen(Deferred.await(stopped))
+    )
   }))

@@ -12,15 +12,37 @@
 import { WorkflowEngine as DurableEngine } from "@effect/workflow/WorkflowEngine"
 import type { WorkflowInstance } from "@effect/workflow/WorkflowEngine"
 import type { Duration, Scope } from "effect"
-import { Context, Deferred, Effect, Layer, Option, Schedule, Schema, Stream, SubscriptionRef } from "effect"
+import {
+  Context,
+  Deferred,
+  Effect,
+  FiberSet,
+  Layer,
+  Option,
+  ParseResult,
+  Schedule,
+  Schema,
+  Stream,
+  SubscriptionRef
+} from "effect"
 import * as Crypto from "node:crypto"
 import { CheckpointStore } from "../domain/CheckpointStore.js"
 import type { StoredEvent } from "../domain/CheckpointStore.js"
 import { QueueFull } from "../domain/Errors.js"
-import type { CheckpointCorrupt, RunRecord, WorkflowEvent } from "../domain/Workflow.js"
-import { isTerminal, RunExists, RunNotFound, ThreadId, ThreadIdText } from "../domain/Workflow.js"
+import type { CheckpointCorrupt, WorkflowEvent } from "../domain/Workflow.js"
+import {
+  isTerminal,
+  pendingInterrupts,
+  Resumed,
+  RunExists,
+  RunNotFound,
+  RunRecord,
+  ThreadId,
+  ThreadIdText
+} from "../domain/Workflow.js"
 import * as Durability from "./Durability.js"
 import * as DurableRun from "./DurableRun.js"
+import type * as Interrupt from "./Interrupt.js"
 import { ShuttingDown } from "./Shutdown.js"
 import type { Graph } from "./Workflow.js"
 import type * as WorkflowEngine from "./WorkflowEngine.js"
@@ -31,6 +53,8 @@ export interface RunKind {
   readonly workflow: string
   readonly run: (threadId: ThreadId, name: string, input: string) => Stream.Stream<WorkflowEvent>
   readonly resume: (threadId: ThreadId) => Stream.Stream<WorkflowEvent>
+  /** The interrupts its graph's nodes ask, by name: what a resume's value must decode with. */
+  readonly interrupts: ReadonlyMap<string, Interrupt.Any>
 }
 
 /** A run kind over `graph`, whose first state `initial` makes from the request. */
@@ -41,7 +65,8 @@ export const runKind = <S, I>(
 ): RunKind => ({
   workflow: graph.name,
   run: (threadId, name, input) => engine.run(graph, initial(name, input), { threadId }),
-  resume: (threadId) => engine.resume(graph, threadId)
+  resume: (threadId) => engine.resume(graph, threadId),
+  interrupts: graph.interrupts
 })
 
 export const RunRequest = Schema.Struct({
@@ -58,6 +83,34 @@ export const RunRequest = Schema.Struct({
   parseOptions: { onExcessProperty: "error" }
 })
 export type RunRequest = typeof RunRequest.Type
+
+export const ResumeRequest = Schema.Struct({
+  /** The value for the interrupt, as its resume schema encodes it. */
+  value: Schema.Unknown,
+  /** Which interrupt (its key, from the run's `waiting`); may be left out when the run waits on one only. */
+  interrupt: Schema.optional(Schema.String)
+}).annotations({
+  identifier: "ResumeRequest",
+  description: "A value for an interrupt the run waits on",
+  parseOptions: { onExcessProperty: "error" }
+})
+export type ResumeRequest = typeof ResumeRequest.Type
+
+/** The run is not waiting on that interrupt (or on any, or on one only when none was named). */
+export class NotWaiting extends Schema.TaggedError<NotWaiting>()("NotWaiting", {
+  threadId: Schema.String,
+  /** The keys it waits on. */
+  waiting: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
+/** The value does not decode with the interrupt's resume schema; `field` is the first path that is wrong. */
+export class InvalidResumeValue extends Schema.TaggedError<InvalidResumeValue>()("InvalidResumeValue", {
+  threadId: Schema.String,
+  key: Schema.String,
+  field: Schema.String,
+  message: Schema.String
+}) {}
 
 /** The request names a workflow or agent the service does not have. */
 export class UnknownRunKind extends Schema.TaggedError<UnknownRunKind>()("UnknownRunKind", {
@@ -80,7 +133,8 @@ export interface Options {
   readonly beginWithin?: Duration.DurationInput
 }
 
-const ended = (run: RunRecord) => run.status !== "running"
+/** A run whose events have stopped coming: not running, nor waiting for a person (its followers wait with it). */
+const ended = (run: RunRecord) => run.status !== "running" && run.status !== "waiting"
 
 const isThreadId = Schema.is(ThreadId)
 
@@ -132,6 +186,11 @@ export interface Service {
   readonly start: (request: RunRequest) => Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists>
   readonly get: (id: string) => Effect.Effect<RunRecord, RunNotFound>
   readonly list: Effect.Effect<ReadonlyArray<RunRecord>>
+  /** Gives a waiting run the value for one of its interrupts; it goes on (on whichever runner holds it). */
+  readonly resume: (
+    id: string,
+    request: ResumeRequest
+  ) => Effect.Effect<RunRecord, RunNotFound | NotWaiting | InvalidResumeValue>
   /** Stops a run for good, on whichever runner holds it; it stays `cancelled`. */
   readonly cancel: (id: string) => Effect.Effect<RunRecord, RunNotFound>
   /** A run's stored events after `after`, then its new ones, until it ends or the service shuts down. */
@@ -265,7 +324,81 @@ export const make = (
         return threadId
       }).pipe(Effect.withSpan("RunManager.start", { captureStackTrace: false }))
 
-    const get = (id: string) => Effect.flatMap(knownId(id), store.getRun)
+    /** What a waiting run waits on: its interrupts asked and not resumed yet. */
+    const pendingOf = (threadId: ThreadId) =>
+      Effect.map(Effect.orDie(store.events(threadId)), (events) => pendingInterrupts(events.map((e) => e.event)))
+
+    const get = (id: string): Effect.Effect<RunRecord, RunNotFound> =>
+      Effect.flatMap(knownId(id), (threadId) =>
+        Effect.flatMap(store.getRun(threadId), (run) =>
+          run.status === "waiting"
+            ? Effect.map(pendingOf(threadId), (waiting) => new RunRecord({ ...run, waiting }))
+            : Effect.succeed(run)))
+
+    /**
+     * The engine may miss a value given just before the run's suspension is stored
+     * (Effect-TS/effect#6318): the run would wait for good. After a resume, a run that
+     * has stored nothing new a while later is asked to carry on again (a few times); a run
+     * that is not suspended ignores it.
+     */
+    const nudges = yield* FiberSet.make()
+    const nudge = (threadId: ThreadId, executionId: string, afterSeq: number) => {
+      const loop = (delays: ReadonlyArray<Duration.DurationInput>): Effect.Effect<void> =>
+        delays.length === 0 ? Effect.void : Effect.gen(function*() {
+          yield* Effect.sleep(delays[0]!)
+          const since = yield* Effect.orDie(store.events(threadId, afterSeq))
+          if (since.length > 0) return
+          yield* engine.resume(DurableRun.LoomRun, executionId)
+          yield* loop(delays.slice(1))
+        })
+      return FiberSet.run(nudges, loop(["1 second", "3 seconds", "10 seconds"]))
+    }
+
+    const resume = (
+      id: string,
+      request: ResumeRequest
+    ): Effect.Effect<RunRecord, RunNotFound | NotWaiting | InvalidResumeValue> =>
+      Effect.gen(function*() {
+        const threadId = yield* knownId(id)
+        const run = yield* store.getRun(threadId)
+        const pending = run.status === "waiting" ? yield* pendingOf(threadId) : []
+        const keys = pending.map((interrupt) => interrupt.key)
+        const chosen = request.interrupt === undefined
+          ? (pending.length === 1 ? pending[0] : undefined)
+          : pending.find((interrupt) => interrupt.key === request.interrupt)
+        const interrupt = chosen === undefined ? undefined : kinds.get(run.workflow)?.interrupts.get(chosen.name)
+        if (chosen === undefined || interrupt === undefined) {
+          return yield* new NotWaiting({
+            threadId,
+            waiting: keys,
+            message: pending.length === 0
+              ? `run ${threadId} is ${run.status}, not waiting`
+              : chosen === undefined
+              ? `run ${threadId} waits on ${keys.join(", ")}: name one as "interrupt"`
+              : `interrupt ${chosen.name} is not declared by workflow ${run.workflow}`
+          })
+        }
+        const value = yield* Schema.decodeUnknown(interrupt.resume)(request.value).pipe(
+          Effect.mapError((error) => {
+            const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+            const field = ["value", ...(issues[0]?.path ?? [])].join(".")
+            return new InvalidResumeValue({
+              threadId,
+              key: chosen.key,
+              field,
+              message: `${field}: ${issues[0]?.message}`
+            })
+          })
+        )
+        const encoded = yield* Effect.orDie(Schema.encode(interrupt.resume)(value))
+        yield* store.setStatus(threadId, "running", [new Resumed({ key: chosen.key, value: encoded })])
+        const executionId = yield* DurableRun.giveValue(threadId, chosen.key, interrupt.resume, value).pipe(
+          Effect.provideService(DurableEngine, engine)
+        )
+        const stored = yield* Effect.orDie(store.events(threadId))
+        yield* nudge(threadId, executionId, stored[stored.length - 1]?.seq ?? 0)
+        return yield* get(id)
+      })
 
     const cancel = (id: string): Effect.Effect<RunRecord, RunNotFound> =>
       Effect.gen(function*() {
@@ -289,7 +422,10 @@ export const make = (
           const events = yield* store.events(threadId, cursor.after)
           const last = events[events.length - 1]
           if (ended(run) || events.some((e) => isTerminal(e.event))) return [events, Option.none()] as const
-          if (events.length === 0) yield* news(version, seen, options.followEvery ?? "100 millis")
+          // a run waiting for a person may wait long: its store is read less often meanwhile
+          if (events.length === 0) {
+            yield* news(version, seen, run.status === "waiting" ? "1 second" : options.followEvery ?? "100 millis")
+          }
           return [events, Option.some({ after: last?.seq ?? cursor.after })] as const
         })).pipe(
           Stream.flattenIterables,
@@ -309,6 +445,7 @@ export const make = (
       start,
       get,
       list: store.listRuns,
+      resume,
       cancel,
       follow,
       running: Effect.sync(() => live.size)

@@ -12,6 +12,8 @@ import type { Effect } from "effect"
 import { Effect as E, Schema } from "effect"
 import { InvalidGraph } from "../domain/Errors.js"
 import type { NodeFailed, WorkflowError } from "../domain/Workflow.js"
+import type * as Interrupt from "./Interrupt.js"
+import * as NodePolicy from "./NodePolicy.js"
 
 /** The pseudo-node that ends a run. */
 export const END = "__end__"
@@ -43,6 +45,8 @@ export interface Graph<S, I = unknown, E extends NodeError = NodeError> {
   readonly reducers: Reducers<S>
   /** Steps before a run fails with `StepLimitExceeded` (default 25). */
   readonly maxSteps: number
+  /** The interrupts its nodes ask, by name: a resume's value is checked against its `resume` schema. */
+  readonly interrupts: ReadonlyMap<string, Interrupt.Any>
 }
 
 /** Why a node failed: the tag of one of its graph's node errors, or an update or state that does not encode. */
@@ -68,12 +72,15 @@ export const append = <A>(current: ReadonlyArray<A>, update: ReadonlyArray<A>): 
 export const targets = (edge: Targets): ReadonlyArray<string> => typeof edge === "string" ? [edge] : edge
 
 /**
- * Builds a graph, checking that the start and every static edge name a node (or END).
- * A node without an edge ends the run after it.
+ * Builds a graph, checking that the start, every static edge and every policy name a node
+ * (or END). A node without an edge ends the run after it. A node with a policy (a retry
+ * schedule, a deadline, a cache: see `NodePolicy`) is kept wrapped in it; a graph with a
+ * deadline among its policies may fail with `Timeout` too.
  */
 export const make = <
   Fields extends Schema.Struct.Fields,
-  Nodes extends { readonly [name: string]: Node<Schema.Struct.Type<Fields>> }
+  Nodes extends { readonly [name: string]: Node<Schema.Struct.Type<Fields>> },
+  Policies extends NodePolicy.Policies<Schema.Struct.Type<Fields>, Nodes> = Record<never, never>
 >(definition: {
   readonly name: string
   readonly state: Schema.Struct<Fields>
@@ -82,15 +89,39 @@ export const make = <
   readonly edges?: { readonly [from: string]: Edge<Schema.Struct.Type<Fields>> }
   readonly reducers?: Reducers<Schema.Struct.Type<Fields>>
   readonly maxSteps?: number
-}): Effect.Effect<Graph<Schema.Struct.Type<Fields>, Schema.Struct.Encoded<Fields>, ErrorOf<Nodes>>, InvalidGraph> => {
+  /** The interrupts the nodes ask (see `Interrupt`). */
+  readonly interrupts?: ReadonlyArray<Interrupt.Any>
+  /** Per-node retry schedules, deadlines and caches, by node name (see `NodePolicy`). */
+  readonly policies?: NodePolicy.Checked<Schema.Struct.Type<Fields>, Nodes, Policies>
+}): Effect.Effect<
+  Graph<Schema.Struct.Type<Fields>, Schema.Struct.Encoded<Fields>, ErrorOf<Nodes> | NodePolicy.ErrorOf<Policies>>,
+  InvalidGraph
+> => {
   type S = Schema.Struct.Type<Fields>
-  const nodes = new Map(Object.entries(definition.nodes) as Array<[string, Node<S, ErrorOf<Nodes>>]>)
+  type Failure = ErrorOf<Nodes> | NodePolicy.ErrorOf<Policies>
+  const update = Schema.partialWith(definition.state, { exact: true }) as unknown as Schema.Schema<Partial<S>, unknown>
+  const policies = new Map(
+    Object.entries(definition.policies ?? {}) as Array<[string, NodePolicy.NodePolicy<S, Failure>]>
+  )
+  const nodes = new Map(
+    (Object.entries(definition.nodes) as Array<[string, Node<S, Failure>]>).map(([node, f]) => {
+      const policy = policies.get(node)
+      // a policy adds Timeout only when it has a deadline, and then NodePolicy.ErrorOf<Policies> holds it
+      return [
+        node,
+        policy === undefined
+          ? f
+          : NodePolicy.apply({ graph: definition.name, node, update }, policy)(f) as Node<S, Failure>
+      ]
+    })
+  )
   const edges = new Map(Object.entries(definition.edges ?? {}))
   const known = (name: string) => name === END || nodes.has(name)
   const unknown = [
     ...targets(definition.start).filter((name) => !known(name) || name === END),
     ...[...edges.keys()].filter((from) => !nodes.has(from)),
-    ...[...edges.values()].flatMap((edge) => typeof edge === "function" ? [] : targets(edge).filter((t) => !known(t)))
+    ...[...edges.values()].flatMap((edge) => typeof edge === "function" ? [] : targets(edge).filter((t) => !known(t))),
+    ...[...policies.keys()].filter((node) => !nodes.has(node))
   ]
   if (unknown.length > 0) {
     return E.fail(
@@ -104,12 +135,13 @@ export const make = <
   return E.succeed({
     name: definition.name,
     state: definition.state as unknown as Schema.Schema<S, Schema.Struct.Encoded<Fields>>,
-    update: Schema.partialWith(definition.state, { exact: true }) as unknown as Schema.Schema<Partial<S>, unknown>,
+    update,
     start: targets(definition.start),
     nodes,
     edges,
     reducers: definition.reducers ?? {},
-    maxSteps: definition.maxSteps ?? 25
+    maxSteps: definition.maxSteps ?? 25,
+    interrupts: new Map((definition.interrupts ?? []).map((interrupt) => [interrupt.name, interrupt]))
   })
 }
 

@@ -46,6 +46,7 @@ import {
   WorkflowFinished
 } from "../domain/Workflow.js"
 import * as Durability from "./Durability.js"
+import * as Interrupt from "./Interrupt.js"
 import * as RunEvents from "./RunEvents.js"
 import type { Graph, NodeError, RunError } from "./Workflow.js"
 import { END, merge, targets } from "./Workflow.js"
@@ -158,6 +159,27 @@ const keeper = <S, I, E extends NodeError>(run: Run<S, I, E>, running: number) =
   }
 }
 
+/**
+ * Where a node's interrupts go: a wait is stored with the run (status `waiting`, its
+ * `Interrupted` event once per key, however often a replay asks again) and emitted.
+ */
+const asking = <S, I, E extends NodeError>(run: Run<S, I, E>, step: number, node: string): Interrupt.Asking => {
+  let asked = 0
+  return {
+    step,
+    node,
+    next: () => asked++,
+    record: (event) =>
+      Effect.gen(function*() {
+        const history = yield* Effect.orDie(run.store.events(run.threadId))
+        const known = event._tag === "Interrupted" &&
+          history.some(({ event: e }) => e._tag === "Interrupted" && e.key === event.key)
+        yield* run.store.setStatus(run.threadId, "waiting", known ? [] : [event])
+        if (!known) yield* run.emit(event)
+      })
+  }
+}
+
 /** What a node gave: its update encoded for storage, and what its model calls cost (none when it made none). */
 const NodeOutcome = Schema.Struct({ update: Schema.Unknown, usage: Schema.optional(Usage) })
 type NodeOutcome = typeof NodeOutcome.Type
@@ -184,6 +206,7 @@ const runNode = <S, I, E extends NodeError>(
     const execute = Effect.gen(function*() {
       const meter = yield* UsageMeter.make
       const update = yield* f(state).pipe(
+        Effect.provideService(Interrupt.CurrentAsking, asking(run, step, node)),
         UsageMeter.within(meter),
         Effect.mapError((error) => new NodeFailed({ node, reason: error._tag, message: error.message })),
         // a node that fails or is cut off has spent its tokens all the same

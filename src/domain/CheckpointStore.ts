@@ -30,11 +30,16 @@ export class PendingWrite extends Schema.Class<PendingWrite>("PendingWrite")({
   update: Schema.Unknown
 }) {}
 
-/** A run ends once (finished, failed, cancelled); until then it may run, be interrupted and resume. */
+/**
+ * A run ends once (finished, failed, cancelled); until then it may run, be interrupted and
+ * resume. A run waiting for a person stays `waiting` through a shutdown (what it waits
+ * for is kept), and only a running run starts to wait.
+ */
 export const canMove = (from: RunStatus, to: RunStatus): boolean => {
   if (from === "finished" || from === "cancelled") return false
   if (to === "running") return true
   if (from === "failed") return to === "failed"
+  if (to === "waiting") return from === "running" || from === "waiting"
   return to !== "interrupted" || from === "running"
 }
 

@@ -24,7 +24,8 @@ export const ThreadIdText = Schema.String.pipe(
 export const ThreadId = ThreadIdText.pipe(Schema.brand("ThreadId"))
 export type ThreadId = typeof ThreadId.Type
 
-export const RunStatus = Schema.Literal("running", "finished", "failed", "interrupted", "cancelled")
+/** `waiting`: a node asked a person for a value (an interrupt) and the run waits for it to be resumed with one. */
+export const RunStatus = Schema.Literal("running", "waiting", "finished", "failed", "interrupted", "cancelled")
 export type RunStatus = typeof RunStatus.Type
 
 /** The run went past its graph's step limit. */
@@ -123,11 +124,33 @@ export class WorkflowFailed extends Schema.TaggedClass<WorkflowFailed>()("Workfl
   usage: Schema.optional(Usage)
 }) {}
 
+/**
+ * A node asked a person for a value: the run waits until it is resumed with one for
+ * `key` (unique within the run: step, node, the interrupt's name and its count in the node).
+ */
+export class Interrupted extends Schema.TaggedClass<Interrupted>()("Interrupted", {
+  step: Schema.Int,
+  node: Schema.String,
+  /** The interrupt's name, as the graph declares it. */
+  name: Schema.String,
+  key: Schema.String,
+  /** What the node shows the person, encoded with the interrupt's payload schema. */
+  payload: Schema.Unknown
+}) {}
+
+/** The value given for the interrupt `key`, encoded with its resume schema. */
+export class Resumed extends Schema.TaggedClass<Resumed>()("Resumed", {
+  key: Schema.String,
+  value: Schema.Unknown
+}) {}
+
 export const WorkflowEvent = Schema.Union(
   NodeStarted,
   NodeFinished,
   StateUpdated,
   CheckpointSaved,
+  Interrupted,
+  Resumed,
   WorkflowFinished,
   WorkflowFailed
 )
@@ -147,5 +170,17 @@ export class RunRecord extends Schema.Class<RunRecord>("RunRecord")({
   createdAt: Schema.Number,
   updatedAt: Schema.Number,
   /** What the run's model calls spent so far, over every resume (zero for runs stored before usage was kept). */
-  usage: Schema.optionalWith(Usage, { default: () => zero })
+  usage: Schema.optionalWith(Usage, { default: () => zero }),
+  /** The interrupts the run waits on (while `waiting`): resume each by its key. */
+  waiting: Schema.optional(Schema.Array(Interrupted))
 }) {}
+
+/** The interrupts of a history still waiting for a value: asked, and not resumed since (one per key). */
+export const pendingInterrupts = (events: Iterable<WorkflowEvent>): ReadonlyArray<Interrupted> => {
+  const pending = new Map<string, Interrupted>()
+  for (const event of events) {
+    if (event._tag === "Interrupted") pending.set(event.key, event)
+    else if (event._tag === "Resumed") pending.delete(event.key)
+  }
+  return [...pending.values()]
+}

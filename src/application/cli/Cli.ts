@@ -1,7 +1,8 @@
 /**
  * The `loom` command line, on @effect/cli: `serve` (also what a bare `loom` does),
- * `tools`, `run workflow|agent <name> <input>` in this process with live progress, and
- * `runs list|show|follow|cancel` against a running service over HTTP. Every command
+ * `tools`, `run workflow|agent <name> <input>` in this process with live progress (and
+ * questions answered at the terminal when a run waits for a person), and
+ * `runs list|show|follow|resume|cancel` against a running service over HTTP. Every command
  * has `--help`; bad usage prints the command's help and exits 2 (`exitCode`).
  *
  * Options that configure the service (`--port`, `--data-dir`, `--simulator`, ...) are
@@ -12,24 +13,45 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { Cause, ConfigError, ConfigProvider, Console, Data, Effect, Exit, Option, Schema, Stream } from "effect"
+import type * as Terminal from "@effect/platform/Terminal"
+import { Cause, ConfigError, ConfigProvider, Console, Effect, Exit, Option, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { AgentEvent } from "../../domain/Agent.js"
 import type { ToolDefinition } from "../../domain/Tool.js"
+import type { Interrupted } from "../../domain/Workflow.js"
 import { WorkflowEvent } from "../../domain/Workflow.js"
+import * as TerminalAnswer from "./Answer.js"
 import * as Progress from "./Progress.js"
 import * as RunsClient from "./RunsClient.js"
+import { UsageError } from "./UsageError.js"
 
-/** The command line asked for something that does not exist (a workflow or agent name, say). */
-export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
+export { UsageError }
+
+/** Gives the value for an interrupt a run in this process waits on (`problem`: why the last one was refused). */
+export type Answer = (
+  event: Interrupted,
+  problem: Option.Option<string>
+) => Effect.Effect<unknown, UsageError, Terminal.Terminal>
 
 /** What the CLI runs in this process; main.ts supplies it, wired to the real layers. */
 export interface Local<E, R> {
   /** The HTTP service, or Loom's tools over MCP on stdio, until interrupted. */
   readonly serve: (options: { readonly mcpStdio: boolean }) => Effect.Effect<void, E, R>
   readonly tools: Effect.Effect<ReadonlyArray<ToolDefinition>, E, R>
-  /** A workflow run under `threadId`, checkpointed in the data directory (a service on it resumes a run cut off). */
-  readonly workflow: (name: string, input: string, threadId: string) => Stream.Stream<WorkflowEvent, E | UsageError, R>
+  /**
+   * A workflow run under `threadId`, a durable execution in the data directory (a service on it resumes a run cut
+   * off). When the run waits for a person, `answer` gives the value for the interrupt (asked again while it does not
+   * fit).
+   */
+  readonly workflow: (
+    name: string,
+    input: string,
+    threadId: string,
+    answer: (
+      event: Interrupted,
+      problem: Option.Option<string>
+    ) => Effect.Effect<unknown, UsageError, Terminal.Terminal>
+  ) => Stream.Stream<WorkflowEvent, E | UsageError, R | Terminal.Terminal>
   readonly agent: (name: string, input: string) => Stream.Stream<AgentEvent, E | UsageError, R>
 }
 
@@ -123,7 +145,7 @@ export const make = <E, R>(local: Local<E, R>) => {
    */
   const runCommand = <A>(
     name: string,
-    events: (name: string, input: string, threadId: string) => Stream.Stream<A, E | UsageError, R>,
+    events: (name: string, input: string, threadId: string) => Stream.Stream<A, E | UsageError, R | Terminal.Terminal>,
     encode: (event: A) => unknown,
     progress: (since: number) => (event: A) => Effect.Effect<void>,
     interrupted: (threadId: string) => string
@@ -147,13 +169,13 @@ export const make = <E, R>(local: Local<E, R>) => {
 
   const workflow = runCommand(
     "workflow",
-    local.workflow,
+    (name, input, threadId) => local.workflow(name, input, threadId, TerminalAnswer.fromTerminal),
     encodeWorkflowEvent,
     Progress.workflowEvent,
     (threadId) =>
       `interrupted; run ${threadId} is kept at its last checkpoint in the data directory. ` +
       `\`loom serve\` on that directory resumes it, and \`loom runs follow ${threadId}\` shows it to the end.`
-  ).pipe(Command.withDescription("Run a workflow (`coding`) here, printing each step as it happens"))
+  ).pipe(Command.withDescription("Run a workflow (`coding`, `review`) here, printing each step as it happens"))
   const agent = runCommand(
     "agent",
     (name, input) => local.agent(name, input),
@@ -181,6 +203,20 @@ export const make = <E, R>(local: Local<E, R>) => {
       Command.make("follow", { url, json, id }, (o) => RunsClient.follow(o.url, o.id, o.json)).pipe(
         Command.withDescription("Print a run's events, its history first, until it ends")
       ),
+      Command.make(
+        "resume",
+        {
+          url,
+          json,
+          id,
+          value: Options.text("value").pipe(Options.withDescription("the answer, as JSON")),
+          interrupt: Options.text("interrupt").pipe(
+            Options.withDescription("which interrupt (its key), when the run waits on several"),
+            Options.optional
+          )
+        },
+        (o) => RunsClient.resume(o.url, o.id, o.value, o.interrupt, o.json)
+      ).pipe(Command.withDescription("Answer a run that waits for a person")),
       Command.make("cancel", { url, json, id }, (o) => RunsClient.cancel(o.url, o.id, o.json)).pipe(
         Command.withDescription("Stop a run for good")
       )
@@ -204,7 +240,7 @@ export const make = <E, R>(local: Local<E, R>) => {
 const subcommands: Readonly<Record<string, ReadonlyArray<string>>> = {
   loom: ["serve", "tools", "run", "runs"],
   run: ["workflow", "agent"],
-  runs: ["list", "show", "follow", "cancel"]
+  runs: ["list", "show", "follow", "resume", "cancel"]
 }
 
 /** `loom runs shwo x` -> ["runs"]: the command path a command line names, as far as it is valid. */

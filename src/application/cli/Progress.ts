@@ -53,6 +53,10 @@ export const workflowEvent = (since: number) => (event: WorkflowEvent) => {
       return line(since, `step ${event.step}  ${event.node} done${tokens(event.usage)}  ${short(event.update)}`)
     case "CheckpointSaved":
       return line(since, `checkpoint ${event.step}${event.next.length > 0 ? `, next: ${event.next.join(", ")}` : ""}`)
+    case "Interrupted":
+      return line(since, `step ${event.step}  ${event.node} waits: ${event.name} ${short(event.payload)}`)
+    case "Resumed":
+      return line(since, `resumed ${event.key} with ${short(event.value)}`)
     case "WorkflowFinished":
       return Effect.zipRight(finished(since, event.state), usageLine(since, event.usage))
     case "WorkflowFailed":

@@ -6,7 +6,7 @@
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
-import { Console, Data, Effect, Schema, Stream } from "effect"
+import { Console, Data, Effect, Option, Schema, Stream } from "effect"
 import * as Usage from "../../domain/Usage.js"
 import type { RunRecord } from "../../domain/Workflow.js"
 import { RunNotFound, WorkflowEvent } from "../../domain/Workflow.js"
@@ -68,6 +68,34 @@ export const cancel = (url: string, id: string, json: boolean) =>
     Effect.flatMap((run) => json ? printJson(run) : Console.log(`${run.threadId} ${run.status}`)),
     Effect.catchTags({ RequestError: unreachable(url) })
   )
+
+/** `--value` is not JSON. */
+export class ValueNotJson extends Data.TaggedError("ValueNotJson")<{ readonly reason: string }> {
+  override get message() {
+    return `--value is not JSON (${this.reason}); quote it for the shell, e.g. --value '{"approved":true}'`
+  }
+}
+
+const parseValue = (text: string) =>
+  Effect.try({
+    try: (): unknown => JSON.parse(text),
+    catch: (cause) => new ValueNotJson({ reason: cause instanceof Error ? cause.message : String(cause) })
+  })
+
+/** Gives a waiting run the value for one of its interrupts (`interrupt`: its key, when it waits on several). */
+export const resume = (url: string, id: string, value: string, interrupt: Option.Option<string>, json: boolean) =>
+  Effect.gen(function*() {
+    const parsed = yield* parseValue(value)
+    const api = yield* client(url)
+    const run = yield* api.runs.resume({
+      path: { id },
+      payload: Option.match(interrupt, {
+        onNone: () => ({ value: parsed }),
+        onSome: (key) => ({ value: parsed, interrupt: key })
+      })
+    })
+    yield* json ? printJson(run) : Console.log(`${run.threadId} ${run.status}`)
+  }).pipe(Effect.catchTags({ RequestError: unreachable(url) }))
 
 const decodeEvent = Schema.decode(Schema.parseJson(WorkflowEvent))
 

@@ -17,7 +17,7 @@ import { QueueFull } from "../../domain/Errors.js"
 import { Check } from "../../domain/Health.js"
 import { ToolResult } from "../../domain/ToolResult.js"
 import { RunExists, RunNotFound, RunRecord } from "../../domain/Workflow.js"
-import { RunRequest, UnknownRunKind } from "../RunManager.js"
+import { InvalidResumeValue, NotWaiting, ResumeRequest, RunRequest, UnknownRunKind } from "../RunManager.js"
 import { BadRequest, MethodNotAllowed } from "./HttpErrors.js"
 import { JsonBody } from "./JsonBody.js"
 
@@ -84,7 +84,8 @@ export class Runs extends HttpApiGroup.make("runs")
       .annotateContext(
         documented(
           "Show a run",
-          "One run: its workflow, status (running, finished, failed, interrupted, cancelled), step and usage."
+          "One run: its workflow, status (running, waiting, finished, failed, interrupted, cancelled), step and " +
+            "usage; a waiting run lists the interrupts it waits on."
         )
       )
   )
@@ -97,6 +98,22 @@ export class Runs extends HttpApiGroup.make("runs")
         "Follow a run's events",
         "Server-Sent Events: the run's stored events (after Last-Event-ID, when a client reconnects), then each new " +
           "one as it happens, until the run ends or the service shuts down. A client that disconnects cancels nothing."
+      ))
+  )
+  .add(
+    HttpApiEndpoint.post("resume")`/v1/runs/${id}/resume`
+      .setPayload(ResumeRequest)
+      .middleware(JsonBody)
+      .addSuccess(RunRecord)
+      .addError(RunNotFound, { status: 404 })
+      .addError(NotWaiting, { status: 409 })
+      .addError(InvalidResumeValue, { status: 400 })
+      .annotateContext(documented(
+        "Resume a waiting run",
+        "Gives a run that waits for a person (status waiting, its interrupts in `waiting`) the value for one " +
+          "interrupt: `interrupt` names its key, and may be left out when the run waits on one only. The value must " +
+          "decode with the interrupt's resume schema (a 400 naming the field otherwise); the run then goes on, on " +
+          "whichever runner holds it. A run not waiting on that interrupt is a 409 listing what it waits on."
       ))
   )
   .add(

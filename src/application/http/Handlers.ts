@@ -46,6 +46,7 @@ const RunsLive = HttpApiBuilder.group(LoomApi, "runs", (handlers) =>
       .handle("start", ({ payload }) => Effect.map(runs.start(payload), (threadId) => ({ threadId })))
       .handle("list", () => runs.list)
       .handle("get", ({ path }) => runs.get(path.id))
+      .handle("resume", ({ path, payload }) => runs.resume(path.id, payload))
       .handle("cancel", ({ path }) => runs.cancel(path.id))
       .handleRaw("events", ({ headers, path, request }) =>
         Effect.gen(function*() {
