@@ -26,7 +26,7 @@ import {
   SubscriptionRef
 } from "effect"
 import * as Crypto from "node:crypto"
-import { CheckpointStore } from "../domain/CheckpointStore.js"
+import { Checkpoint, CheckpointStore } from "../domain/CheckpointStore.js"
 import type { StoredEvent } from "../domain/CheckpointStore.js"
 import { QueueFull } from "../domain/Errors.js"
 import type { CheckpointCorrupt, WorkflowEvent } from "../domain/Workflow.js"
@@ -45,6 +45,7 @@ import * as DurableRun from "./DurableRun.js"
 import type * as Interrupt from "./Interrupt.js"
 import { ShuttingDown } from "./Shutdown.js"
 import type { Graph } from "./Workflow.js"
+import * as Workflow from "./Workflow.js"
 import type * as WorkflowEngine from "./WorkflowEngine.js"
 
 /** A kind of run the service offers: which workflow it is, how to start one from an input text, how to resume one. */
@@ -55,6 +56,8 @@ export interface RunKind {
   readonly resume: (threadId: ThreadId) => Stream.Stream<WorkflowEvent>
   /** The interrupts its graph's nodes ask, by name: what a resume's value must decode with. */
   readonly interrupts: ReadonlyMap<string, Interrupt.Any>
+  /** A stored state with `update` merged in through the graph's reducers, encoded again (for a fork). */
+  readonly merge: (state: unknown, update: unknown) => Effect.Effect<unknown, ParseResult.ParseError>
 }
 
 /** A run kind over `graph`, whose first state `initial` makes from the request. */
@@ -66,8 +69,64 @@ export const runKind = <S, I>(
   workflow: graph.name,
   run: (threadId, name, input) => engine.run(graph, initial(name, input), { threadId }),
   resume: (threadId) => engine.resume(graph, threadId),
-  interrupts: graph.interrupts
+  interrupts: graph.interrupts,
+  merge: (state, update) =>
+    Effect.gen(function*() {
+      const current = yield* Schema.decodeUnknown(graph.state)(state)
+      const change = yield* Schema.decodeUnknown(graph.update)(update)
+      return yield* Schema.encode(graph.state)(Workflow.merge(graph, current, [change]))
+    })
 })
+
+/** One checkpoint of a run's history: after step `step`, its state and the nodes to run next. */
+export const HistoryEntry = Schema.Struct({
+  step: Schema.NonNegativeInt,
+  next: Schema.Array(Schema.String),
+  state: Schema.Unknown
+}).annotations({ identifier: "HistoryEntry" })
+export type HistoryEntry = typeof HistoryEntry.Type
+
+/** The checkpoints in a run's events, oldest first (each step's state comes just before its checkpoint). */
+export const historyOf = (events: Iterable<WorkflowEvent>): ReadonlyArray<HistoryEntry> => {
+  const entries: Array<HistoryEntry> = []
+  let state: { readonly step: number; readonly state: unknown } | undefined
+  for (const event of events) {
+    if (event._tag === "StateUpdated") state = event
+    else if (event._tag === "CheckpointSaved" && state?.step === event.step) {
+      entries.push({ step: event.step, next: event.next, state: state.state })
+    }
+  }
+  return entries
+}
+
+export const ForkRequest = Schema.Struct({
+  /** The checkpoint to start from (a step in the run's history). */
+  step: Schema.NonNegativeInt,
+  /** Fields to change, merged into that checkpoint's state through the graph's reducers. */
+  state: Schema.optional(Schema.Unknown),
+  /** The new run's id (default: a new UUID). */
+  threadId: Schema.optional(ThreadIdText)
+}).annotations({
+  identifier: "ForkRequest",
+  description: "A new run from one of a run's checkpoints, with some of its state changed",
+  parseOptions: { onExcessProperty: "error" }
+})
+export type ForkRequest = typeof ForkRequest.Type
+
+/** The run has no checkpoint at that step. */
+export class StepNotFound extends Schema.TaggedError<StepNotFound>()("StepNotFound", {
+  threadId: Schema.String,
+  step: Schema.Number,
+  /** The steps it has checkpoints for. */
+  steps: Schema.Array(Schema.Number),
+  message: Schema.String
+}) {}
+
+/** The state update does not fit the graph's state; `field` is the first path that is wrong. */
+export class InvalidForkState extends Schema.TaggedError<InvalidForkState>()("InvalidForkState", {
+  field: Schema.String,
+  message: Schema.String
+}) {}
 
 export const RunRequest = Schema.Struct({
   kind: Schema.Literal("workflow", "agent"),
@@ -191,6 +250,13 @@ export interface Service {
     id: string,
     request: ResumeRequest
   ) => Effect.Effect<RunRecord, RunNotFound | NotWaiting | InvalidResumeValue>
+  /** The run's checkpoints, oldest first: after each step, its state and the nodes to run next. */
+  readonly history: (id: string) => Effect.Effect<ReadonlyArray<HistoryEntry>, RunNotFound>
+  /** A new run from the checkpoint at `step`, with `state` merged in; the original run is left as it is. */
+  readonly fork: (
+    id: string,
+    request: ForkRequest
+  ) => Effect.Effect<ThreadId, RunNotFound | StepNotFound | InvalidForkState | RunExists | QueueFull>
   /** Stops a run for good, on whichever runner holds it; it stays `cancelled`. */
   readonly cancel: (id: string) => Effect.Effect<RunRecord, RunNotFound>
   /** A run's stored events after `after`, then its new ones, until it ends or the service shuts down. */
@@ -301,6 +367,18 @@ export const make = (
         })
       ).pipe(Effect.timeout(options.beginWithin ?? "30 seconds"), Effect.ignore)
 
+    /** Hands a run to the engine, and waits for it to begin. */
+    const hand = (threadId: ThreadId, kind: string, name: string, input: string) =>
+      Effect.gen(function*() {
+        const signal = yield* Deferred.make<void>()
+        begun.set(threadId, signal)
+        yield* DurableRun.LoomRun.execute({ threadId, kind, name, input }, { discard: true }).pipe(
+          Effect.provideService(DurableEngine, engine),
+          Effect.zipRight(begins(threadId, signal)),
+          Effect.ensuring(Effect.sync(() => begun.delete(threadId)))
+        )
+      })
+
     const start = (request: RunRequest): Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists> =>
       Effect.gen(function*() {
         const kind = yield* kindOf(options, request)
@@ -311,16 +389,7 @@ export const make = (
           return yield* new RunExists({ threadId })
         }
         if (live.size >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
-        const signal = yield* Deferred.make<void>()
-        begun.set(threadId, signal)
-        yield* DurableRun.LoomRun.execute(
-          { threadId, kind: kind.workflow, name: request.name, input: request.input },
-          { discard: true }
-        ).pipe(
-          Effect.provideService(DurableEngine, engine),
-          Effect.zipRight(begins(threadId, signal)),
-          Effect.ensuring(Effect.sync(() => begun.delete(threadId)))
-        )
+        yield* hand(threadId, kind.workflow, request.name, request.input)
         return threadId
       }).pipe(Effect.withSpan("RunManager.start", { captureStackTrace: false }))
 
@@ -400,6 +469,53 @@ export const make = (
         return yield* get(id)
       })
 
+    const history = (id: string): Effect.Effect<ReadonlyArray<HistoryEntry>, RunNotFound> =>
+      Effect.flatMap(
+        knownId(id),
+        (threadId) =>
+          Effect.flatMap(store.getRun(threadId), () =>
+            Effect.map(Effect.orDie(store.events(threadId)), (events) => historyOf(events.map((e) => e.event))))
+      )
+
+    /**
+     * A fork is a new run whose first checkpoint is the chosen one with the update merged
+     * in: it is stored first, then handed to the engine, whose execution resumes it from
+     * there like any run cut off.
+     */
+    const fork = (
+      id: string,
+      request: ForkRequest
+    ): Effect.Effect<ThreadId, RunNotFound | StepNotFound | InvalidForkState | RunExists | QueueFull> =>
+      Effect.gen(function*() {
+        const from = yield* knownId(id)
+        const run = yield* store.getRun(from)
+        const entries = yield* history(from)
+        const entry = entries.find((entry) => entry.step === request.step)
+        if (entry === undefined) {
+          const steps = entries.map((entry) => entry.step)
+          return yield* new StepNotFound({
+            threadId: from,
+            step: request.step,
+            steps,
+            message: `run ${from} has no checkpoint at step ${request.step} (it has: ${steps.join(", ") || "none"})`
+          })
+        }
+        const kind = kinds.get(run.workflow)
+        if (kind === undefined) return yield* Effect.dieMessage(`no run kind ${run.workflow} here`)
+        const state = yield* kind.merge(entry.state, request.state ?? {}).pipe(
+          Effect.mapError((error) => {
+            const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+            const field = ["state", ...(issue?.path ?? [])].join(".")
+            return new InvalidForkState({ field, message: `${field}: ${issue?.message}` })
+          })
+        )
+        if (live.size >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
+        const threadId = ThreadId.make(request.threadId ?? Crypto.randomUUID())
+        yield* store.create(threadId, run.workflow, new Checkpoint({ step: entry.step, state, next: entry.next }), [])
+        yield* hand(threadId, run.workflow, "", "")
+        return threadId
+      })
+
     const cancel = (id: string): Effect.Effect<RunRecord, RunNotFound> =>
       Effect.gen(function*() {
         const threadId = yield* knownId(id)
@@ -446,6 +562,8 @@ export const make = (
       get,
       list: store.listRuns,
       resume,
+      history,
+      fork,
       cancel,
       follow,
       running: Effect.sync(() => live.size)

@@ -2,7 +2,7 @@
  * The `loom` command line, on @effect/cli: `serve` (also what a bare `loom` does),
  * `tools`, `run workflow|agent <name> <input>` in this process with live progress (and
  * questions answered at the terminal when a run waits for a person), and
- * `runs list|show|follow|resume|cancel` against a running service over HTTP. Every command
+ * `runs list|show|follow|resume|history|fork|cancel` against a running service over HTTP. Every command
  * has `--help`; bad usage prints the command's help and exits 2 (`exitCode`).
  *
  * Options that configure the service (`--port`, `--data-dir`, `--simulator`, ...) are
@@ -217,6 +217,23 @@ export const make = <E, R>(local: Local<E, R>) => {
         },
         (o) => RunsClient.resume(o.url, o.id, o.value, o.interrupt, o.json)
       ).pipe(Command.withDescription("Answer a run that waits for a person")),
+      Command.make("history", { url, json, id }, (o) => RunsClient.history(o.url, o.id, o.json)).pipe(
+        Command.withDescription("List a run's checkpoints, step by step")
+      ),
+      Command.make(
+        "fork",
+        {
+          url,
+          json,
+          id,
+          step: Options.integer("step").pipe(Options.withDescription("the checkpoint to start from")),
+          state: Options.text("state").pipe(
+            Options.withDescription("fields to change in its state, as JSON"),
+            Options.optional
+          )
+        },
+        (o) => RunsClient.fork(o.url, o.id, o.step, o.state, o.json)
+      ).pipe(Command.withDescription("Start a new run from one of a run's checkpoints")),
       Command.make("cancel", { url, json, id }, (o) => RunsClient.cancel(o.url, o.id, o.json)).pipe(
         Command.withDescription("Stop a run for good")
       )
@@ -240,7 +257,7 @@ export const make = <E, R>(local: Local<E, R>) => {
 const subcommands: Readonly<Record<string, ReadonlyArray<string>>> = {
   loom: ["serve", "tools", "run", "runs"],
   run: ["workflow", "agent"],
-  runs: ["list", "show", "follow", "resume", "cancel"]
+  runs: ["list", "show", "follow", "resume", "history", "fork", "cancel"]
 }
 
 /** `loom runs shwo x` -> ["runs"]: the command path a command line names, as far as it is valid. */

@@ -69,17 +69,19 @@ export const cancel = (url: string, id: string, json: boolean) =>
     Effect.catchTags({ RequestError: unreachable(url) })
   )
 
-/** `--value` is not JSON. */
-export class ValueNotJson extends Data.TaggedError("ValueNotJson")<{ readonly reason: string }> {
+/** An option that should hold JSON does not. */
+export class ValueNotJson
+  extends Data.TaggedError("ValueNotJson")<{ readonly option: string; readonly reason: string }>
+{
   override get message() {
-    return `--value is not JSON (${this.reason}); quote it for the shell, e.g. --value '{"approved":true}'`
+    return `${this.option} is not JSON (${this.reason}); quote it for the shell, e.g. ${this.option} '{"approved":true}'`
   }
 }
 
-const parseValue = (text: string) =>
+const parseValue = (text: string, option = "--value") =>
   Effect.try({
     try: (): unknown => JSON.parse(text),
-    catch: (cause) => new ValueNotJson({ reason: cause instanceof Error ? cause.message : String(cause) })
+    catch: (cause) => new ValueNotJson({ option, reason: cause instanceof Error ? cause.message : String(cause) })
   })
 
 /** Gives a waiting run the value for one of its interrupts (`interrupt`: its key, when it waits on several). */
@@ -95,6 +97,28 @@ export const resume = (url: string, id: string, value: string, interrupt: Option
       })
     })
     yield* json ? printJson(run) : Console.log(`${run.threadId} ${run.status}`)
+  }).pipe(Effect.catchTags({ RequestError: unreachable(url) }))
+
+/** A run's checkpoints: one line per step (the nodes it had next), or the whole entries as JSON. */
+export const history = (url: string, id: string, json: boolean) =>
+  client(url).pipe(
+    Effect.flatMap((api) => api.runs.history({ path: { id } })),
+    Effect.flatMap((entries) =>
+      json ? printJson(entries) : Console.log(
+        entries.map((entry) => `step ${String(entry.step).padStart(3)}  next: ${entry.next.join(", ") || "(end)"}`)
+          .join("\n")
+      )
+    ),
+    Effect.catchTags({ RequestError: unreachable(url) })
+  )
+
+/** A new run from the checkpoint at `step`, with `state` (JSON) merged in. */
+export const fork = (url: string, id: string, step: number, state: Option.Option<string>, json: boolean) =>
+  Effect.gen(function*() {
+    const update = Option.isSome(state) ? yield* parseValue(state.value, "--state") : {}
+    const api = yield* client(url)
+    const started = yield* api.runs.fork({ path: { id }, payload: { step, state: update } })
+    yield* json ? printJson(started) : Console.log(started.threadId)
   }).pipe(Effect.catchTags({ RequestError: unreachable(url) }))
 
 const decodeEvent = Schema.decode(Schema.parseJson(WorkflowEvent))

@@ -17,7 +17,17 @@ import { QueueFull } from "../../domain/Errors.js"
 import { Check } from "../../domain/Health.js"
 import { ToolResult } from "../../domain/ToolResult.js"
 import { RunExists, RunNotFound, RunRecord } from "../../domain/Workflow.js"
-import { InvalidResumeValue, NotWaiting, ResumeRequest, RunRequest, UnknownRunKind } from "../RunManager.js"
+import {
+  ForkRequest,
+  HistoryEntry,
+  InvalidForkState,
+  InvalidResumeValue,
+  NotWaiting,
+  ResumeRequest,
+  RunRequest,
+  StepNotFound,
+  UnknownRunKind
+} from "../RunManager.js"
 import { BadRequest, MethodNotAllowed } from "./HttpErrors.js"
 import { JsonBody } from "./JsonBody.js"
 
@@ -114,6 +124,33 @@ export class Runs extends HttpApiGroup.make("runs")
           "interrupt: `interrupt` names its key, and may be left out when the run waits on one only. The value must " +
           "decode with the interrupt's resume schema (a 400 naming the field otherwise); the run then goes on, on " +
           "whichever runner holds it. A run not waiting on that interrupt is a 409 listing what it waits on."
+      ))
+  )
+  .add(
+    HttpApiEndpoint.get("history")`/v1/runs/${id}/history`
+      .addSuccess(Schema.Array(HistoryEntry))
+      .addError(RunNotFound, { status: 404 })
+      .annotateContext(documented(
+        "A run's checkpoints",
+        "Time travel: after each step of the run, oldest first, the state and the nodes it was to run next. Any of " +
+          "them can start a new run (fork)."
+      ))
+  )
+  .add(
+    HttpApiEndpoint.post("fork")`/v1/runs/${id}/fork`
+      .setPayload(ForkRequest)
+      .middleware(JsonBody)
+      .addSuccess(RunStarted, { status: 202 })
+      .addError(RunNotFound, { status: 404 })
+      .addError(StepNotFound, { status: 404 })
+      .addError(InvalidForkState, { status: 400 })
+      .addError(RunExists, { status: 409 })
+      .addError(QueueFull, { status: 429 })
+      .annotateContext(documented(
+        "Fork a run",
+        "Starts a new run from the checkpoint at `step`, with `state` (some of its fields) merged into that " +
+          "checkpoint's state through the workflow's reducers; it runs the nodes that checkpoint had next. The " +
+          "original run and its history are left as they are. A state that does not fit is a 400 naming the field."
       ))
   )
   .add(

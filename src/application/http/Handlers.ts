@@ -47,6 +47,8 @@ const RunsLive = HttpApiBuilder.group(LoomApi, "runs", (handlers) =>
       .handle("list", () => runs.list)
       .handle("get", ({ path }) => runs.get(path.id))
       .handle("resume", ({ path, payload }) => runs.resume(path.id, payload))
+      .handle("history", ({ path }) => runs.history(path.id))
+      .handle("fork", ({ path, payload }) => Effect.map(runs.fork(path.id, payload), (threadId) => ({ threadId })))
       .handle("cancel", ({ path }) => runs.cancel(path.id))
       .handleRaw("events", ({ headers, path, request }) =>
         Effect.gen(function*() {
