@@ -48,6 +48,7 @@ import * as UsageMeter from "../domain/UsageMeter.js"
 import * as Timeouts from "../infrastructure/resilience/Timeouts.js"
 import * as Durability from "./Durability.js"
 import * as RunEvents from "./RunEvents.js"
+import * as ToolApproval from "./ToolApproval.js"
 import { ToolExecutor } from "./ToolExecutor.js"
 
 /** What the model reads back for one tool call: its output as JSON, or the error that stopped it. */
@@ -174,28 +175,35 @@ const ask = (
 
 /**
  * A turn's calls through the executor. Under a durable run each call is a unit of its
- * own, named by its call id, so a replay runs only the calls that had not finished;
- * otherwise they go to `executeParallel` as one batch (the cheaper path).
+ * own, named by its call id, so a replay runs only the calls that had not finished; a
+ * call the agent's `approval` names first waits for a person (`ToolApproval`).
+ * Otherwise they go to `executeParallel` as one batch (the cheaper path).
  */
 const runCalls = (
   { agent, ports }: Conversation,
   step: number,
   calls: ReadonlyArray<ToolCall>
 ): Effect.Effect<ReadonlyArray<ToolResult>> =>
-  Effect.flatMap(Durability.Durability, (durability) =>
-    durability.durable
-      ? Effect.forEach(
-        calls,
-        (call) =>
-          durability.run({
-            name: `${agent.name}/turn-${step}/tool/${call.id}`,
-            success: ToolResult,
-            error: Schema.Never,
-            execute: ports.executor.execute(call)
-          }),
-        { concurrency: agent.toolConcurrency ?? 4 }
-      )
-      : ports.executor.executeParallel(calls, { concurrency: agent.toolConcurrency ?? 4 }))
+  Effect.flatMap(Durability.Durability, (durability) => {
+    const concurrency = agent.toolConcurrency ?? 4
+    const asks = agent.approval !== undefined && calls.some((call) => ToolApproval.needed(agent, call))
+    if (!durability.durable && !asks) return ports.executor.executeParallel(calls, { concurrency })
+    const execute = (call: ToolCall) =>
+      durability.durable
+        ? durability.run({
+          name: `${agent.name}/turn-${step}/tool/${call.id}`,
+          success: ToolResult,
+          error: Schema.Never,
+          execute: ports.executor.execute(call)
+        })
+        : ports.executor.execute(call)
+    return Effect.forEach(
+      calls,
+      (call) => ToolApproval.needed(agent, call) ? ToolApproval.approved(agent, call, execute(call)) : execute(call),
+      // every call that waits for approval asks at once, whatever the bound on the calls that run
+      { concurrency: asks ? "unbounded" : concurrency }
+    )
+  })
 
 /** Runs a turn's tool calls: the agent's own tools through the executor; any other name comes back as unknown. */
 const callTools = (conversation: Conversation, step: number, requested: ReadonlyArray<LlmToolCall>) =>

@@ -46,8 +46,12 @@ export const activities = (
     const deferred = DurableDeferred.make(name, { success: schema })
     return Effect.gen(function*() {
       const engine = yield* WorkflowEngine
-      // asked before (a replay): the value, or the wait recorded already
-      if ((yield* engine.deferredResult(deferred)) === undefined) yield* onWait
+      // Counted as the engine counts Activities in flight: an ask that suspends first waits for this one to be
+      // recorded, so concurrent asks (a turn's calls waiting for approval) all wait at once.
+      yield* Workflow.wrapActivityResult(
+        Effect.flatMap(engine.deferredResult(deferred), (done) => done === undefined ? onWait : Effect.void),
+        () => false
+      )
       return yield* DurableDeferred.await(deferred)
     }).pipe(inExecution(context))
   },

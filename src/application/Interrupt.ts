@@ -26,8 +26,12 @@ export interface Interrupt<P, PI, V, VI> {
   readonly name: string
   readonly payload: Schema.Schema<P, PI>
   readonly resume: Schema.Schema<V, VI>
-  /** Asks for a value, showing `payload`; the run waits until it is resumed with one. */
-  readonly ask: (payload: P) => Eff.Effect<V, InterruptUnavailable>
+  /**
+   * Asks for a value, showing `payload`; the run waits until it is resumed with one. Asks
+   * of one node are told apart by their order, or by `id` when they are made concurrently
+   * (an order that may change between replays).
+   */
+  readonly ask: (payload: P, id?: string) => Eff.Effect<V, InterruptUnavailable>
 }
 
 /** Any interrupt, as a graph lists them. */
@@ -51,8 +55,8 @@ export class CurrentAsking extends Context.Reference<CurrentAsking>()("loom/Inte
 }) {}
 
 /** The key of an ask: unique within its run, the same on every replay. */
-export const keyOf = (asking: Pick<Asking, "step" | "node">, name: string, index: number) =>
-  `${asking.step}/${asking.node}/${name}/${index}`
+export const keyOf = (asking: Pick<Asking, "step" | "node">, name: string, id: number | string) =>
+  `${asking.step}/${asking.node}/${name}/${id}`
 
 export const make = <P, PI, V, VI>(
   name: string,
@@ -61,7 +65,7 @@ export const make = <P, PI, V, VI>(
   name,
   payload: options.payload,
   resume: options.resume,
-  ask: (payload) =>
+  ask: (payload, id) =>
     Effect.gen(function*() {
       const asking = yield* CurrentAsking
       const durability = yield* Durability
@@ -73,7 +77,7 @@ export const make = <P, PI, V, VI>(
             : `interrupt ${name} needs a durable run (one started through RunManager, the service or \`loom run\`)`
         })
       }
-      const key = keyOf(asking, name, asking.next())
+      const key = keyOf(asking, name, id ?? asking.next())
       const encoded = yield* Schema.encode(options.payload)(payload).pipe(Effect.orDie)
       return yield* durability.wait(
         key,

@@ -23,7 +23,15 @@ export interface Agent {
   readonly deadline?: Duration.DurationInput
   /** Stream the model's text as `LlmToken` events (default false). */
   readonly stream?: boolean
+  /**
+   * Which calls wait for a person's approval, by tool name (default: none). A denied call
+   * goes back to the model as a tool error naming the denial.
+   */
+  readonly approval?: { readonly [tool: string]: ToolApproval }
 }
+
+/** Whether a call of a tool waits for approval: never, always, or when its input says so. */
+export type ToolApproval = "never" | "always" | ((input: unknown) => boolean)
 
 /** The model kept asking for tools past the step limit. */
 export class MaxStepsExceeded extends Schema.TaggedError<MaxStepsExceeded>()("MaxStepsExceeded", {

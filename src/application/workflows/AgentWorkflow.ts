@@ -6,6 +6,7 @@
 import { Effect, Schema } from "effect"
 import type { Agent } from "../../domain/Agent.js"
 import { AgentRuntime } from "../AgentRuntime.js"
+import * as ToolApproval from "../ToolApproval.js"
 import * as Workflow from "../Workflow.js"
 
 export const AgentState = Schema.Struct({
@@ -29,6 +30,8 @@ export const make = (agents: ReadonlyMap<string, Agent>) =>
       name: "agent",
       state: AgentState,
       start: "agent",
+      // calls an agent's `approval` names wait for a person
+      interrupts: [ToolApproval.Approval],
       nodes: {
         agent: (state) => {
           const agent = agents.get(state.agent)
