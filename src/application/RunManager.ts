@@ -181,8 +181,8 @@ export class UnknownRunKind extends Schema.TaggedError<UnknownRunKind>()("Unknow
 export interface Options {
   /** What `{"kind":"workflow","name":...}` may name. */
   readonly workflows: ReadonlyArray<RunKind>
-  /** `{"kind":"agent","name":...}` runs: the workflow that runs an agent, and the agents it may name. */
-  readonly agents: { readonly kind: RunKind; readonly names: ReadonlySet<string> }
+  /** `{"kind":"agent","name":...}` runs: the workflow that runs an agent, and the agents it may name (default none). */
+  readonly agents?: { readonly kind: RunKind; readonly names: ReadonlySet<string> }
   readonly maxRuns: number
   /** How often a followed run's new events are read from the store, when it runs in another process. */
   readonly followEvery?: Duration.DurationInput
@@ -204,7 +204,7 @@ const knownId = (id: string): Effect.Effect<ThreadId, RunNotFound> =>
 /** The run kind a request names, or why there is none. */
 const kindOf = (options: Options, request: RunRequest): Effect.Effect<RunKind, UnknownRunKind> => {
   const kind = request.kind === "agent"
-    ? (options.agents.names.has(request.name) ? options.agents.kind : undefined)
+    ? (options.agents?.names.has(request.name) ? options.agents.kind : undefined)
     : options.workflows.find((kind) => kind.workflow === request.name)
   return kind === undefined
     ? Effect.fail(
@@ -276,13 +276,22 @@ const over = (run: RunRecord) => run.status === "finished" || run.status === "fa
 
 export const make = (
   options: Options
-): Effect.Effect<Service, never, Scope.Scope | CheckpointStore | ShuttingDown | DurableEngine> =>
+): Effect.Effect<Service, never, Scope.Scope | CheckpointStore | DurableEngine> =>
   Effect.gen(function*() {
     const store = yield* CheckpointStore
     const engine = yield* DurableEngine
-    const shutdown = yield* ShuttingDown
+    // a service ends its followers' streams when it starts to shut down; a library user's last as long as the run
+    const shutdown = Option.match(yield* Effect.serviceOption(ShuttingDown), {
+      onNone: () => Effect.never,
+      onSome: Deferred.await
+    })
     const cancelEvery = options.cancelEvery ?? "1 second"
-    const kinds = new Map([options.agents.kind, ...options.workflows].map((kind) => [kind.workflow, kind]))
+    const kinds = new Map(
+      [...(options.agents === undefined ? [] : [options.agents.kind]), ...options.workflows].map((kind) => [
+        kind.workflow,
+        kind
+      ])
+    )
     /** Runs in this process, running or waiting for a place. */
     const live = new Map<string, Live>()
     /** This runner's capacity: runs the engine hands it beyond `maxRuns` wait for a place. */
@@ -297,8 +306,7 @@ export const make = (
         Deferred.await(signal),
         Effect.repeat(
           Effect.flatMap(Effect.option(store.getRun(threadId)), (run) =>
-            Option.exists(run, (run) =>
-                run.status === "cancelled")
+            Option.exists(run, (run) => run.status === "cancelled")
               ? Effect.succeed(true)
               : Effect.sleep(cancelEvery).pipe(Effect.as(false))),
           {
@@ -545,7 +553,7 @@ export const make = (
           return [events, Option.some({ after: last?.seq ?? cursor.after })] as const
         })).pipe(
           Stream.flattenIterables,
-          Stream.interruptWhen(Deferred.await(shutdown))
+          Stream.interruptWhen(shutdown)
         )
 
     /**

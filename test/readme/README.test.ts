@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { readFileSync } from "node:fs"
 import { scratchDir } from "../support/Scratch.js"
 import { answer as cpuAnswer } from "./cpu-example.js"
+import { runIn as hitlIn } from "./hitl-example.js"
 import { answer } from "./llm-example.js"
 import { runIn } from "./workflow-example.js"
 
@@ -17,6 +18,7 @@ describe("README", () => {
     assert.strictEqual(blocks[1], copy("./llm-example.ts"))
     assert.strictEqual(blocks[2], copy("./cpu-example.ts"))
     assert.strictEqual(blocks[3], copy("./workflow-example.ts"))
+    assert.strictEqual(blocks[4], copy("./hitl-example.ts"))
   })
 
   it("shows the two quick-start commands", () => {
@@ -42,4 +44,10 @@ describe("README", () => {
       assert.strictEqual(tags.filter((tag) => tag === "NodeStarted").length, 6)
       assert.strictEqual(tags[tags.length - 1], "WorkflowFinished")
     }))
+
+  it.live("the human-in-the-loop example waits for its reviewer, then finishes", () =>
+    Effect.gen(function*() {
+      const result = yield* hitlIn(scratchDir("loom-readme-"))
+      assert.deepStrictEqual(result, { asked: [{ draft: "release notes, written up" }], status: "finished" })
+    }), 30_000)
 })

@@ -74,7 +74,7 @@ export class ValueNotJson
   extends Data.TaggedError("ValueNotJson")<{ readonly option: string; readonly reason: string }>
 {
   override get message() {
-    return `${this.option} is not JSON (${this.reason}); quote it for the shell, e.g. ${this.option} '{"approved":true}'`
+    return `${this.option} is not JSON (${this.reason}); quote it for the shell, e.g. ${this.option} '{"field":"value"}'`
   }
 }
 
