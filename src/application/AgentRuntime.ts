@@ -197,12 +197,9 @@ const runCalls = (
           execute: ports.executor.execute(call)
         })
         : ports.executor.execute(call)
-    return Effect.forEach(
-      calls,
-      (call) => ToolApproval.needed(agent, call) ? ToolApproval.approved(agent, call, execute(call)) : execute(call),
-      // every call that waits for approval asks at once, whatever the bound on the calls that run
-      { concurrency: asks ? "unbounded" : concurrency }
-    )
+    return asks
+      ? ToolApproval.runTurn(agent, calls, execute, concurrency)
+      : Effect.forEach(calls, execute, { concurrency })
   })
 
 /** Runs a turn's tool calls: the agent's own tools through the executor; any other name comes back as unknown. */

@@ -10,7 +10,7 @@
  * storage, so what comes back from a replay is what the work gave.
  */
 import type { Schema } from "effect"
-import { Context, Effect } from "effect"
+import { Context, Effect, Option } from "effect"
 
 export interface Unit<A, E, SA, SE> {
   readonly name: string
@@ -29,6 +29,8 @@ export interface Service {
    * it is. Only a durable run can wait; `direct` dies (callers check `durable` first).
    */
   readonly wait: <A, I>(name: string, schema: Schema.Schema<A, I>, onWait: Effect.Effect<void>) => Effect.Effect<A>
+  /** The value named `name` if it was given already, without waiting for it (`direct`: never). */
+  readonly peek: <A, I>(name: string, schema: Schema.Schema<A, I>) => Effect.Effect<Option.Option<A>>
   /** The same durability for work nested under `prefix`: its units are named `prefix/...`. */
   readonly within: (prefix: string) => Service
 }
@@ -38,6 +40,7 @@ export const direct: Service = {
   durable: false,
   run: (unit) => unit.execute,
   wait: (name) => Effect.dieMessage(`${name}: a run that is not durable cannot wait`),
+  peek: () => Effect.succeed(Option.none()),
   within: () => direct
 }
 

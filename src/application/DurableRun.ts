@@ -11,7 +11,7 @@ import * as Activity from "@effect/workflow/Activity"
 import * as DurableDeferred from "@effect/workflow/DurableDeferred"
 import * as Workflow from "@effect/workflow/Workflow"
 import { WorkflowEngine, WorkflowInstance } from "@effect/workflow/WorkflowEngine"
-import { Context, Effect, Option, Schema } from "effect"
+import { Cause, Context, Effect, Option, Schema } from "effect"
 import { ThreadId } from "../domain/Workflow.js"
 import type * as Durability from "./Durability.js"
 
@@ -40,7 +40,7 @@ export const activities = (
       name: prefix === "" ? unit.name : `${prefix}/${unit.name}`,
       success: unit.success,
       error: unit.error,
-      execute: unit.execute
+      execute: suspending(unit.execute)
     }).pipe(inExecution(context)),
   wait: (name, schema, onWait) => {
     const deferred = DurableDeferred.make(name, { success: schema })
@@ -55,8 +55,30 @@ export const activities = (
       return yield* DurableDeferred.await(deferred)
     }).pipe(inExecution(context))
   },
+  peek: (name, schema) =>
+    Effect.gen(function*() {
+      const engine = yield* WorkflowEngine
+      const exit = yield* engine.deferredResult(DurableDeferred.make(name, { success: schema }))
+      return exit === undefined ? Option.none() : Option.some(yield* exit)
+    }).pipe(inExecution(context)),
   within: (name) => activities(context, prefix === "" ? name : `${prefix}/${name}`)
 })
+
+/**
+ * A unit whose work suspended in a fiber of its own (a tool call of a turn waiting for
+ * approval, among others) ends interrupted, not suspended: the engine would take it for
+ * an interruption and run the unit again (Activities retry on interruption). Such an
+ * ending is turned back into a suspension of the unit itself.
+ */
+const suspending = <A, E>(execute: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+  Effect.catchAllCause(
+    execute,
+    (cause) =>
+      Effect.flatMap(Effect.serviceOption(WorkflowInstance), (instance) =>
+        Option.isSome(instance) && instance.value.suspended && Cause.isInterruptedOnly(cause)
+          ? Workflow.suspend(instance.value)
+          : Effect.failCause(cause))
+  )
 
 /**
  * Runs `effect` in the execution `context` belongs to. Inside an Activity it keeps the

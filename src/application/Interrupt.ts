@@ -10,7 +10,7 @@
  * (`Workflow.make({ interrupts })`), so a resume can be checked before the run goes on.
  */
 import type { Effect as Eff } from "effect"
-import { Context, Effect, Schema } from "effect"
+import { Context, Effect, Option, Schema } from "effect"
 import type { WorkflowEvent } from "../domain/Workflow.js"
 import { Interrupted } from "../domain/Workflow.js"
 import { Durability } from "./Durability.js"
@@ -32,6 +32,12 @@ export interface Interrupt<P, PI, V, VI> {
    * (an order that may change between replays).
    */
   readonly ask: (payload: P, id?: string) => Eff.Effect<V, InterruptUnavailable>
+  /**
+   * The value if the ask was answered already; otherwise records that the run waits on it
+   * and gives none, without waiting: for a node with other work to finish first, which
+   * then asks (and waits).
+   */
+  readonly poll: (payload: P, id?: string) => Eff.Effect<Option.Option<V>, InterruptUnavailable>
 }
 
 /** Any interrupt, as a graph lists them. */
@@ -66,23 +72,36 @@ export const make = <P, PI, V, VI>(
   payload: options.payload,
   resume: options.resume,
   ask: (payload, id) =>
-    Effect.gen(function*() {
-      const asking = yield* CurrentAsking
-      const durability = yield* Durability
-      if (asking === undefined || !durability.durable) {
-        return yield* new InterruptUnavailable({
-          name,
-          message: asking === undefined
-            ? `interrupt ${name} asked outside a workflow node`
-            : `interrupt ${name} needs a durable run (one started through RunManager, the service or \`loom run\`)`
-        })
-      }
-      const key = keyOf(asking, name, id ?? asking.next())
-      const encoded = yield* Schema.encode(options.payload)(payload).pipe(Effect.orDie)
-      return yield* durability.wait(
-        key,
-        options.resume,
-        asking.record(new Interrupted({ step: asking.step, node: asking.node, name, key, payload: encoded }))
-      )
-    })
+    Effect.flatMap(
+      asked(name, options.payload, payload, id),
+      ({ durability, key, record }) => durability.wait(key, options.resume, record)
+    ),
+  poll: (payload, id) =>
+    Effect.flatMap(
+      asked(name, options.payload, payload, id),
+      ({ durability, key, record }) =>
+        Effect.tap(
+          durability.peek(key, options.resume),
+          (answer) => Option.isNone(answer) ? record : Effect.void
+        )
+    )
 })
+
+/** Where an ask is made, its key, and how its wait is recorded; or why it cannot be made. */
+const asked = <P, PI>(name: string, schema: Schema.Schema<P, PI>, payload: P, id: string | undefined) =>
+  Effect.gen(function*() {
+    const asking = yield* CurrentAsking
+    const durability = yield* Durability
+    if (asking === undefined || !durability.durable) {
+      return yield* new InterruptUnavailable({
+        name,
+        message: asking === undefined
+          ? `interrupt ${name} asked outside a workflow node`
+          : `interrupt ${name} needs a durable run (one started through RunManager, the service or \`loom run\`)`
+      })
+    }
+    const key = keyOf(asking, name, id ?? asking.next())
+    const encoded = yield* Schema.encode(schema)(payload).pipe(Effect.orDie)
+    const record = asking.record(new Interrupted({ step: asking.step, node: asking.node, name, key, payload: encoded }))
+    return { asking, durability, key, record }
+  })

@@ -438,7 +438,10 @@ export const make = (
       Effect.gen(function*() {
         const threadId = yield* knownId(id)
         const run = yield* store.getRun(threadId)
-        const pending = run.status === "waiting" ? yield* pendingOf(threadId) : []
+        // while another resume's replay is under way the run may read `running`: what it waits on is in its events
+        const pending = run.status === "waiting" || run.status === "running" || run.status === "interrupted"
+          ? yield* pendingOf(threadId)
+          : []
         const keys = pending.map((interrupt) => interrupt.key)
         const chosen = request.interrupt === undefined
           ? (pending.length === 1 ? pending[0] : undefined)
@@ -449,7 +452,7 @@ export const make = (
             threadId,
             waiting: keys,
             message: pending.length === 0
-              ? `run ${threadId} is ${run.status}, not waiting`
+              ? `run ${threadId} is ${run.status}, not waiting for a value`
               : chosen === undefined
               ? `run ${threadId} waits on ${keys.join(", ")}: name one as "interrupt"`
               : `interrupt ${chosen.name} is not declared by workflow ${run.workflow}`
@@ -468,7 +471,10 @@ export const make = (
           })
         )
         const encoded = yield* Effect.orDie(Schema.encode(interrupt.resume)(value))
-        yield* store.setStatus(threadId, "running", [new Resumed({ key: chosen.key, value: encoded })])
+        const left = pending.length - 1
+        yield* store.setStatus(threadId, left > 0 ? "waiting" : "running", [
+          new Resumed({ key: chosen.key, value: encoded })
+        ])
         const executionId = yield* DurableRun.giveValue(threadId, chosen.key, interrupt.resume, value).pipe(
           Effect.provideService(DurableEngine, engine)
         )

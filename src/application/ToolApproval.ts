@@ -41,23 +41,53 @@ const refused = (call: ToolCall, why: string): ToolResult =>
     durationMs: 0
   })
 
-/** `run` for `call` once a person approves it; a denial (or no way to ask) is the call's result instead. */
-export const approved = (
+const payloadOf = (agent: Agent, call: ToolCall) => ({
+  agent: agent.name,
+  tool: call.tool,
+  callId: call.id,
+  arguments: call.input
+})
+
+const denial = (call: ToolCall, answer: { readonly reason?: string | undefined }) =>
+  refused(call, `denied by a person${answer.reason === undefined ? "" : `: ${answer.reason}`}`)
+
+/**
+ * A turn's calls when some need approval. Every such call asks at once without waiting;
+ * then the calls that can run do (those needing none, those approved), in parallel under
+ * `concurrency`, and denied ones are refused; only then, with all of that finished (so
+ * no running call is cut off), does the run wait for the answers still missing. Each
+ * answer replays the turn: what ran comes back from the engine, and the newly approved
+ * calls run. Results are in call order.
+ */
+export const runTurn = (
   agent: Agent,
-  call: ToolCall,
-  run: Effect.Effect<ToolResult>
-): Effect.Effect<ToolResult> =>
-  Approval.ask({ agent: agent.name, tool: call.tool, callId: call.id, arguments: call.input }, call.id).pipe(
-    Effect.matchEffect({
-      onFailure: (error) => Effect.succeed(refused(call, `the call needs a person's approval: ${error.message}`)),
-      onSuccess: (answer) =>
-        answer.approved ? run : Effect.succeed(
-          refused(
-            call,
-            `denied by a person${
-              Option.match(Option.fromNullable(answer.reason), { onNone: () => "", onSome: (r) => `: ${r}` })
-            }`
-          )
-        )
-    })
-  )
+  calls: ReadonlyArray<ToolCall>,
+  execute: (call: ToolCall) => Effect.Effect<ToolResult>,
+  concurrency: number
+): Effect.Effect<ReadonlyArray<ToolResult>> =>
+  Effect.gen(function*() {
+    const answers = yield* Effect.forEach(
+      calls,
+      (call) =>
+        needed(agent, call)
+          ? Effect.either(Approval.poll(payloadOf(agent, call), call.id))
+          : Effect.succeed(undefined),
+      { concurrency: "unbounded" }
+    )
+    const results = yield* Effect.forEach(calls, (call, i): Effect.Effect<ToolResult | undefined> => {
+      const answer = answers[i]
+      if (answer === undefined) return execute(call)
+      if (answer._tag === "Left") {
+        return Effect.succeed(refused(call, `the call needs a person's approval: ${answer.left.message}`))
+      }
+      return Option.match(answer.right, {
+        onNone: () => Effect.succeed(undefined),
+        onSome: (given) => given.approved ? execute(call) : Effect.succeed(denial(call, given))
+      })
+    }, { concurrency })
+    const waiting = calls.findIndex((_, i) => results[i] === undefined)
+    if (waiting === -1) return results as ReadonlyArray<ToolResult>
+    // the run waits here; answered meanwhile, the turn is gone through again (what ran is not run again)
+    yield* Effect.ignore(Approval.ask(payloadOf(agent, calls[waiting]!), calls[waiting]!.id))
+    return yield* runTurn(agent, calls, execute, concurrency)
+  })

@@ -6,37 +6,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Random } from "effect"
+import { historyOf, verdict } from "../support/History.js"
 import { isAlive } from "../support/Pids.js"
 import { scratchDir } from "../support/Scratch.js"
 import { exited, json, post, start, until } from "../support/Service.js"
 import type { Running } from "../support/Service.js"
-
-interface Stored {
-  readonly id: number
-  readonly event: string
-  readonly data: { readonly step?: number; readonly node?: string }
-}
-
-const historyOf = (url: string, id: string) =>
-  Effect.promise(async () => {
-    const text = await (await fetch(`${url}/v1/runs/${id}/events`)).text()
-    return text.split("\n\n").filter((block) => block.trim().length > 0).map((block): Stored => {
-      const field = (name: string) =>
-        block.split("\n").find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2)
-      return { id: Number(field("id")), event: field("event") ?? "", data: JSON.parse(field("data") ?? "null") }
-    })
-  })
-
-/** What a run's history says: gapless ids, and how often each node of each step finished. */
-const verdict = (events: ReadonlyArray<Stored>) => {
-  const gapless = events.every((event, i) => event.id === i + 1)
-  const finishes = new Map<string, number>()
-  for (const event of events.filter((e) => e.event === "NodeFinished")) {
-    const key = `${event.data.step}:${event.data.node}`
-    finishes.set(key, (finishes.get(key) ?? 0) + 1)
-  }
-  return { gapless, twice: [...finishes].filter(([, n]) => n > 1).map(([key]) => key) }
-}
 
 const env = (dir: string) => ({
   LOOM_DATA_DIR: dir,

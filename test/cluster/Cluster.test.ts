@@ -17,33 +17,17 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Clock, Duration, Effect, Schedule } from "effect"
+import { task } from "../support/CountingOllama.js"
+import { checkHistory, codingNodes, historyOf, parseEvents } from "../support/History.js"
 import type { Chat, Runner } from "../support/LoomCluster.js"
 import * as LoomCluster from "../support/LoomCluster.js"
-import { codingNodes, countsOf, modelSteps, task } from "../support/LoomCluster.js"
+import { countsOf, modelSteps } from "../support/LoomCluster.js"
 import { isAlive } from "../support/Pids.js"
+import { json, post } from "../support/Service.js"
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------------------------
-
-const json = (url: string, init?: RequestInit) =>
-  Effect.promise(async () => {
-    const response = await fetch(url, init)
-    const text = await response.text()
-    let body: unknown = text
-    try {
-      body = JSON.parse(text)
-    } catch {
-      // not JSON: keep the text
-    }
-    return { status: response.status, body }
-  })
-
-const post = (url: string, body?: unknown) =>
-  json(url, {
-    method: "POST",
-    ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
-  })
 
 const startRun = (runner: Runner, label: string) =>
   post(`${runner.url}/v1/runs`, { kind: "workflow", name: "coding", input: task(label), threadId: label })
@@ -57,23 +41,6 @@ interface RunBody {
 
 const inspect = (runner: Runner, id: string) =>
   Effect.map(json(`${runner.url}/v1/runs/${id}`), (reply) => ({ status: reply.status, run: reply.body as RunBody }))
-
-interface Stored {
-  readonly id: number
-  readonly event: string
-  readonly data: { readonly step?: number; readonly node?: string }
-}
-
-const parseEvents = (text: string): Array<Stored> =>
-  text.split("\n\n").filter((block) => block.trim().length > 0).map((block): Stored => {
-    const field = (name: string) =>
-      block.split("\n").find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2)
-    return { id: Number(field("id")), event: field("event") ?? "", data: JSON.parse(field("data") ?? "null") }
-  })
-
-/** A run's stored history, from its Server-Sent Events (the stream ends with the run). */
-const historyOf = (runner: Runner, id: string) =>
-  Effect.promise(async () => parseEvents(await (await fetch(`${runner.url}/v1/runs/${id}/events`)).text()))
 
 /**
  * A run followed over SSE as it goes: the events read so far, and whether the stream has
@@ -146,17 +113,6 @@ const readStore = (cluster: LoomCluster.Service) =>
 
 /** Lines of the runners' logs worth a look: warnings, errors, defects. */
 const oddLines = (output: string) => output.split("\n").filter((line) => /WARN|ERROR|FATAL|defect|Error:/i.test(line))
-
-/** A finished coding run's history: gapless ids, each (step, node) finished once, the nodes in order, finished last. */
-const checkHistory = (id: string, events: ReadonlyArray<Stored>) => {
-  const ids = events.map((event) => event.id)
-  assert.deepStrictEqual(ids, ids.map((_, i) => i + 1), `${id}: event ids with a gap`)
-  const finishes = events.filter((event) => event.event === "NodeFinished")
-  const keys = finishes.map((event) => `${event.data.step}:${event.data.node}`)
-  assert.deepStrictEqual(keys.filter((key, i) => keys.indexOf(key) !== i), [], `${id}: a (step, node) finished twice`)
-  assert.deepStrictEqual(finishes.map((event) => event.data.node), codingNodes, `${id}: finished nodes`)
-  assert.strictEqual(events[events.length - 1]?.event, "WorkflowFinished", `${id}: last event`)
-}
 
 const RUNS = 30
 const labels = Array.from({ length: RUNS }, (_, i) => `cluster-${String(i + 1).padStart(2, "0")}`)
@@ -329,7 +285,7 @@ layer(LoomCluster.layer({ runners: 3, latency: { min: 150, max: 250 }, env: { LO
 
         // each run's stored history, through a survivor: whole, each (step, node) finished once, in order
         for (const [i, label] of labels.entries()) {
-          checkHistory(label, yield* historyOf(survivors[i % survivors.length]!, label))
+          checkHistory(label, yield* historyOf(survivors[i % survivors.length]!.url, label), codingNodes)
         }
 
         const chats = ledger.chats().filter((chat) => labels.includes(chat.label))

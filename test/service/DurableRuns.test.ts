@@ -13,29 +13,13 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Random, Schedule } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { prompts } from "../../src/application/workflows/coding/CodingWorkflow.js"
 import { codingScript } from "../../src/infrastructure/ollama/CodingScript.js"
 import type { SimChatRequest } from "../../src/infrastructure/ollama/OllamaSimulator.js"
 import * as CountingOllama from "../support/CountingOllama.js"
+import { checkHistory, codingNodes, historyOf } from "../support/History.js"
 import type { Proc } from "../support/Processes.js"
 import { crash, exited, loom, service, tempDir, waitFor } from "../support/Processes.js"
 import { json, post } from "../support/Service.js"
-
-/** The nodes of a coding run on the simulator's script, in order: its first code fails the tests, the second passes. */
-const codingNodes = ["intent", "planner", "test_writer", "coder", "runner", "coder", "runner", "reviewer"]
-
-/** The node a chat is for, by its system prompt (`runner` runs the tests and asks no model). */
-const roles = new Map<string, string>([
-  [prompts.intent, "intent"],
-  [prompts.planner, "planner"],
-  [prompts.testWriter, "test_writer"],
-  [prompts.coder, "coder"],
-  [prompts.reviewer, "reviewer"]
-])
-
-/** The task of run `label`: the user message of every chat of that run carries it. */
-const task = (label: string) => `write add(a, b) — run ${label}`
-const labelOf = (user: string) => /— run ([\w-]+)/.exec(user)?.[1]
 
 /**
  * A node execution: `label|node#n`, the n-th execution of `node` in run `label`. On the
@@ -48,8 +32,8 @@ const labelOf = (user: string) => /— run ([\w-]+)/.exec(user)?.[1]
  */
 const executionOf = (body: unknown): string | undefined => {
   const { system, user } = CountingOllama.chatParts(body)
-  const node = roles.get(system)
-  const label = labelOf(user)
+  const node = CountingOllama.codingRoles.get(system)
+  const label = CountingOllama.labelOf(user)
   if (node === undefined || label === undefined) return undefined
   const n = node === "coder" && user.includes("The tests are failing") ? 2 : 1
   return `${label}|${node}#${n}`
@@ -117,38 +101,6 @@ const finishedExecutions = (rows: ReadonlyArray<FinishedRow>, labels: ReadonlyMa
     done.add(`${node}#${n}`)
   }
   return done
-}
-
-interface Stored {
-  readonly id: number
-  readonly event: string
-  readonly data: { readonly step?: number; readonly node?: string }
-}
-
-/** A run's stored history, from its Server-Sent Events (the stream ends with the run). */
-const historyOf = (url: string, id: string) =>
-  Effect.promise(async () => {
-    const text = await (await fetch(`${url}/v1/runs/${id}/events`)).text()
-    return text.split("\n\n").filter((block) => block.trim().length > 0).map((block): Stored => {
-      const field = (name: string) =>
-        block.split("\n").find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2)
-      return { id: Number(field("id")), event: field("event") ?? "", data: JSON.parse(field("data") ?? "null") }
-    })
-  })
-
-/** A finished coding run's history: gapless ids, each (step, node) finished once, the nodes in order, finished last. */
-const checkHistory = (id: string, events: ReadonlyArray<Stored>) => {
-  const ids = events.map((event) => event.id)
-  assert.deepStrictEqual(ids, ids.map((_, i) => i + 1), `${id}: event ids with a gap`)
-  const finishes = events.filter((event) => event.event === "NodeFinished")
-  const keys = finishes.map((event) => `${event.data.step}:${event.data.node}`)
-  assert.deepStrictEqual(
-    keys.filter((key, i) => keys.indexOf(key) !== i),
-    [],
-    `${id}: a (step, node) finished twice`
-  )
-  assert.deepStrictEqual(finishes.map((event) => event.data.node), codingNodes, `${id}: finished nodes`)
-  assert.strictEqual(events[events.length - 1]?.event, "WorkflowFinished", `${id}: last event`)
 }
 
 const statusOf = (url: string, id: string) =>
@@ -239,7 +191,7 @@ describe("durable runs over the real service", () => {
           const started = yield* post(`${running.url}/v1/runs`, {
             kind: "workflow",
             name: "coding",
-            input: task(label),
+            input: CountingOllama.task(label),
             threadId: id
           })
           assert.strictEqual(started.status, 202, JSON.stringify(started.body))
@@ -272,7 +224,7 @@ describe("durable runs over the real service", () => {
         }
 
         yield* allFinished(running, ids, "90 seconds")
-        for (const id of ids) checkHistory(id, yield* historyOf(running.url, id))
+        for (const id of ids) checkHistory(id, yield* historyOf(running.url, id), codingNodes)
         const code = yield* stop(running)
         logs.push(running.output())
         assert.strictEqual(code, 0, running.output().slice(-4000))
@@ -395,7 +347,11 @@ describe("durable runs over the real service", () => {
         // the first keeps serving, its engine and store untouched: a run on it still finishes
         assert.deepStrictEqual((yield* json(`${first.url}/health/live`)).body, { status: "ok" })
         assert.strictEqual((yield* json(`${first.url}/v1/runs`)).status, 200)
-        const started = yield* post(`${first.url}/v1/runs`, { kind: "workflow", name: "coding", input: task("lock") })
+        const started = yield* post(`${first.url}/v1/runs`, {
+          kind: "workflow",
+          name: "coding",
+          input: CountingOllama.task("lock")
+        })
         assert.strictEqual(started.status, 202, JSON.stringify(started.body))
         yield* allFinished(first, [(started.body as { threadId: string }).threadId], "30 seconds")
         assert.strictEqual(fs.readFileSync(path.join(dir, "loom.lock"), "utf8").trim(), String(first.pid))
@@ -419,7 +375,7 @@ describe("durable runs over the real service", () => {
         })
         const env = { LOOM_DATA_DIR: dir, TMPDIR: dir, LOOM_LLM: "ollama", OLLAMA_HOSTS: ollama.url }
 
-        const cli = yield* loom(env, "run", "workflow", "coding", task("cli"))
+        const cli = yield* loom(env, "run", "workflow", "coding", CountingOllama.task("cli"))
         yield* waitFor(cli, () => /step 2 {2}test_writer …/.test(cli.stdout()), "the CLI to reach step 2")
         process.kill(cli.pid, "SIGINT")
         const code = yield* exited(cli.child).pipe(
@@ -444,7 +400,7 @@ describe("durable runs over the real service", () => {
 
         const running = yield* service(env)
         yield* allFinished(running, [threadId], "60 seconds")
-        checkHistory(threadId, yield* historyOf(running.url, threadId))
+        checkHistory(threadId, yield* historyOf(running.url, threadId), codingNodes)
         assert.include(running.output(), `resuming run ${threadId}`)
         assert.strictEqual(yield* stop(running), 0, running.output())
 

@@ -12,6 +12,7 @@ import * as path from "node:path"
 import { CheckpointStore } from "../../src/domain/CheckpointStore.js"
 import { pendingInterrupts, ThreadId } from "../../src/domain/Workflow.js"
 import * as SqliteCheckpointStore from "../../src/infrastructure/persistence/SqliteCheckpointStore.js"
+import * as History from "../support/History.js"
 import type { Proc } from "../support/Processes.js"
 import { crash, exited, service, tempDir } from "../support/Processes.js"
 import { json, post } from "../support/Service.js"
@@ -46,27 +47,24 @@ interface State {
 }
 
 /** The fields of the events these tests read (NodeFinished, Resumed, WorkflowFinished). */
-interface Event {
-  readonly id: number
-  readonly event: string | undefined
-  readonly data: { readonly step?: number; readonly node?: string; readonly key?: string; readonly state?: State }
+interface EventData {
+  readonly step?: number
+  readonly node?: string
+  readonly key?: string
+  readonly state?: State
 }
+
+type Event = History.Stored<EventData>
 
 const key = (step: number, node: string) => `${step}/${node}/approval/0`
 
 const env = (dir: string) => ({ LOOM_DATA_DIR: dir, LOOM_LLM: "simulator" })
 
 /** The events of an SSE text, block by block. */
-const eventsOf = (text: string): Array<Event> =>
-  text.split("\n\n").filter((block) => block.trim().length > 0).map((block) => {
-    const field = (name: string) =>
-      block.split("\n").find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2)
-    return { id: Number(field("id")), event: field("event"), data: JSON.parse(field("data") ?? "{}") as Event["data"] }
-  })
+const eventsOf = (text: string): Array<Event> => History.parseEvents<EventData>(text)
 
 /** A run's whole SSE history, read to the end of the stream (the run must have ended). */
-const history = (url: string, threadId: string) =>
-  Effect.promise(async () => eventsOf(await (await fetch(`${url}/v1/runs/${threadId}/events`)).text()))
+const history = (url: string, threadId: string) => History.historyOf<EventData>(url, threadId)
 
 const getRun = (url: string, threadId: string) => Effect.map(json(`${url}/v1/runs/${threadId}`), (r) => r.body as Run)
 
@@ -110,10 +108,7 @@ const resumeOk = (url: string, threadId: string, interrupt: string, value: unkno
 
 /** What every finished history must hold: gapless ids from 1, no (step, node) finished twice, one WorkflowFinished last. */
 const checkHistory = (events: ReadonlyArray<Event>) => {
-  assert.deepStrictEqual(events.map((e) => e.id), events.map((_, i) => i + 1), "gapless ids")
-  const finished = events.filter((e) => e.event === "NodeFinished").map((e) => `${e.data.step}/${e.data.node}`)
-  assert.deepStrictEqual(finished, [...new Set(finished)], `a (step, node) finished twice: ${finished.join(", ")}`)
-  assert.strictEqual(events[events.length - 1]!.event, "WorkflowFinished")
+  History.checkHistory("the review", events)
   assert.strictEqual(events.filter((e) => e.event === "WorkflowFinished").length, 1)
   return events[events.length - 1]!.data.state!
 }

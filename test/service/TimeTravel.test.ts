@@ -7,6 +7,7 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
+import { codingNodes, finishedNodes, gapless, parseEvents } from "../support/History.js"
 import { exited, loom, service, tempDir } from "../support/Processes.js"
 import { json, post, until } from "../support/Service.js"
 
@@ -26,28 +27,18 @@ interface Run {
   readonly updatedAt: number
 }
 
-interface Sse {
-  readonly id: number
-  readonly event: string
-  readonly data: { readonly _tag?: string; readonly step?: number; readonly node?: string }
+/** The data of the SSE events these tests read. */
+interface SseData {
+  readonly _tag?: string
+  readonly step?: number
+  readonly node?: string
 }
-
-/** The nodes of a coding run on the simulator's script: its first code fails the tests, the second passes. */
-const codingNodes = ["intent", "planner", "test_writer", "coder", "runner", "coder", "runner", "reviewer"]
 
 /** The body of a GET as text, exactly as it came. */
 const text = (url: string) =>
   Effect.promise(async () => {
     const response = await fetch(url)
     return { status: response.status, text: await response.text() }
-  })
-
-/** A Server-Sent Events body, one entry per event (as test/chaos/ServiceChaos.test.ts reads it). */
-const parseSse = (body: string) =>
-  body.split("\n\n").filter((block) => block.trim().length > 0).map((block): Sse => {
-    const field = (name: string) =>
-      block.split("\n").find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2)
-    return { id: Number(field("id")), event: field("event") ?? "", data: JSON.parse(field("data") ?? "null") }
   })
 
 const getRun = (url: string, id: string) => Effect.map(json(`${url}/v1/runs/${id}`), (reply) => reply.body as Run)
@@ -123,13 +114,10 @@ layer(
       assert.deepStrictEqual(entries.map((entry) => entry.next), [...codingNodes.slice(1).map((n) => [n]), []])
       const eventsBefore = yield* text(`${url}/v1/runs/${original}/events`)
       assert.strictEqual(eventsBefore.status, 200)
-      const sse = parseSse(eventsBefore.text)
+      const sse = parseEvents<SseData>(eventsBefore.text)
       assert.isAbove(sse.length, 16)
-      assert.isTrue(sse.every((event, i) => event.id === i + 1), "the SSE history is gapless")
-      assert.deepStrictEqual(
-        sse.filter((event) => event.event === "NodeFinished").map((event) => event.data.node),
-        codingNodes
-      )
+      assert.isTrue(gapless(sse), "the SSE history is gapless")
+      assert.deepStrictEqual(finishedNodes(sse), codingNodes)
       assert.strictEqual(sse[sse.length - 1]?.event, "WorkflowFinished")
       const recordBefore = yield* getRun(url, original)
       const step2 = entries.find((entry) => entry.step === 2)!
@@ -153,18 +141,15 @@ layer(
         assert.strictEqual(entry.state.task, step2.state.task)
         assert.strictEqual(entry.state.intent, step2.state.intent)
       }
-      const forkEvents = parseSse((yield* text(`${url}/v1/runs/tt-fork/events`)).text)
-      assert.isTrue(forkEvents.every((event, i) => event.id === i + 1), "the fork's SSE history is gapless")
+      const forkEvents = parseEvents<SseData>((yield* text(`${url}/v1/runs/tt-fork/events`)).text)
+      assert.isTrue(gapless(forkEvents), "the fork's SSE history is gapless")
       assert.deepStrictEqual(forkEvents[0], {
         id: 1,
         event: "NodeStarted",
         data: { _tag: "NodeStarted", step: 2, node: "test_writer" }
       })
       // it ran the nodes after step 2 only (on the simulator's script, as the original did)
-      assert.deepStrictEqual(
-        forkEvents.filter((event) => event.event === "NodeFinished").map((event) => event.data.node),
-        codingNodes.slice(2)
-      )
+      assert.deepStrictEqual(finishedNodes(forkEvents), codingNodes.slice(2))
       assert.strictEqual(forkEvents[forkEvents.length - 1]?.event, "WorkflowFinished")
 
       // the original, byte for byte

@@ -8,6 +8,7 @@
 import { Effect, Random } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
+import { prompts } from "../../src/application/workflows/coding/CodingWorkflow.js"
 import type { Faults, SimChatRequest, SimReply } from "../../src/infrastructure/ollama/OllamaSimulator.js"
 import * as OllamaSimulator from "../../src/infrastructure/ollama/OllamaSimulator.js"
 
@@ -15,8 +16,8 @@ export interface Options {
   readonly script: (request: SimChatRequest) => SimReply
   /** Faults of the simulator's chat route (a latency, typically). */
   readonly chat?: Faults
-  /** Seeds the simulator's random latencies. */
-  readonly seed?: number
+  /** Seeds the simulator's random latencies (1 by default). */
+  readonly seed?: number | string
   /** Called with each chat request's JSON body as it arrives. */
   readonly onChat: (body: unknown) => void
 }
@@ -26,6 +27,21 @@ export interface CountingOllama {
   readonly url: string
   readonly simulator: OllamaSimulator.OllamaSimulator
 }
+
+/** The node of a coding run a chat is for, by its system prompt (`runner` runs the tests and asks no model). */
+export const codingRoles: ReadonlyMap<string, string> = new Map<string, string>([
+  [prompts.intent, "intent"],
+  [prompts.planner, "planner"],
+  [prompts.testWriter, "test_writer"],
+  [prompts.coder, "coder"],
+  [prompts.reviewer, "reviewer"]
+])
+
+/** The task of run `label`: the user message of every chat of that run carries it. */
+export const task = (label: string) => `write add(a, b) — run ${label}`
+
+/** The label of the run a chat's user message is for (see `task`). */
+export const labelOf = (user: string) => /— run ([\w-]+)/.exec(user)?.[1]
 
 /** The system prompt and the last user message of a chat request's body. */
 export const chatParts = (body: unknown): { readonly system: string; readonly user: string } => {
@@ -39,6 +55,11 @@ export const chatParts = (body: unknown): { readonly system: string; readonly us
   return { system: text("system") ?? "", user: text("user") ?? "" }
 }
 
+/**
+ * A node:http server on 127.0.0.1 in front of the simulator at `target`: hands each chat
+ * request's body to `onChat` as it arrives, then forwards the request and the answer.
+ * Requests whose client goes away are aborted on the way to the simulator.
+ */
 const frontDoor = (target: string, onChat: (body: unknown) => void) =>
   Effect.acquireRelease(
     Effect.async<Http.Server>((resume) => {

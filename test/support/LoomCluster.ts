@@ -13,18 +13,18 @@
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { PgClient } from "@effect/sql-pg"
-import { Context, Data, Effect, Layer, Random, Redacted, Schedule } from "effect"
+import { Context, Data, Effect, Layer, Redacted, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as Http from "node:http"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { prompts } from "../../src/application/workflows/coding/CodingWorkflow.js"
 import { codingScript } from "../../src/infrastructure/ollama/CodingScript.js"
-import * as OllamaSimulator from "../../src/infrastructure/ollama/OllamaSimulator.js"
+import * as CountingOllama from "./CountingOllama.js"
+import { codingNodes } from "./History.js"
 import { isAlive } from "./Pids.js"
 import * as Postgres from "./Postgres.js"
+import { crash as crashTree, descendants, exited, gone, signal } from "./Processes.js"
 
 const PATH = process.env["PATH"] ?? ""
 const root = new URL("../..", import.meta.url).pathname
@@ -35,35 +35,8 @@ const main = path.join(root, "src/main.ts")
 // coding runs: which (run, step) a chat request belongs to
 // ---------------------------------------------------------------------------------------------
 
-/** The nodes of a coding run on the simulator's script, by step: its first code fails the tests, the second passes. */
-export const codingNodes = ["intent", "planner", "test_writer", "coder", "runner", "coder", "runner", "reviewer"]
-
 /** The steps that ask the model (the runner runs the tests in a child process and asks nothing). */
 export const modelSteps = [0, 1, 2, 3, 5, 7]
-
-const roles = new Map<string, string>([
-  [prompts.intent, "intent"],
-  [prompts.planner, "planner"],
-  [prompts.testWriter, "test_writer"],
-  [prompts.coder, "coder"],
-  [prompts.reviewer, "reviewer"]
-])
-
-/** The task of run `label`: every chat of that run carries it in its user message. */
-export const task = (label: string) => `write add(a, b) — run ${label}`
-const labelOf = (user: string) => /— run ([\w-]+)/.exec(user)?.[1]
-
-/** The system prompt and the last user message of a chat request's body. */
-export const chatParts = (body: unknown): { readonly system: string; readonly user: string } => {
-  const messages = typeof body === "object" && body !== null && "messages" in body && Array.isArray(body.messages)
-    ? body.messages as ReadonlyArray<{ readonly role?: unknown; readonly content?: unknown }>
-    : []
-  const text = (role: string) =>
-    [...messages].reverse().find((m) => m.role === role && typeof m.content === "string")?.content as
-      | string
-      | undefined
-  return { system: text("system") ?? "", user: text("user") ?? "" }
-}
 
 /**
  * The run and step a chat is for: the run by its task, the node by its system prompt, and
@@ -71,9 +44,9 @@ export const chatParts = (body: unknown): { readonly system: string; readonly us
  * "The tests are failing"; its first is step 3).
  */
 export const stepOf = (body: unknown): { readonly label: string; readonly step: number } | undefined => {
-  const { system, user } = chatParts(body)
-  const node = roles.get(system)
-  const label = labelOf(user)
+  const { system, user } = CountingOllama.chatParts(body)
+  const node = CountingOllama.codingRoles.get(system)
+  const label = CountingOllama.labelOf(user)
   if (node === undefined || label === undefined) return undefined
   const step = node === "coder" ? (user.includes("The tests are failing") ? 5 : 3) : codingNodes.indexOf(node)
   return { label, step }
@@ -106,7 +79,7 @@ export const makeLedger = (): Ledger => {
   return {
     record: (runner, body) => {
       const found = stepOf(body)
-      if (found === undefined) unplaced.push(JSON.stringify(chatParts(body)).slice(0, 200))
+      if (found === undefined) unplaced.push(JSON.stringify(CountingOllama.chatParts(body)).slice(0, 200))
       else chats.push({ runner, at: Date.now(), ...found })
     },
     chats: () => chats.slice(),
@@ -127,63 +100,17 @@ export const countsOf = (chats: ReadonlyArray<Chat>): Map<string, number> => {
 // the simulators
 // ---------------------------------------------------------------------------------------------
 
-/**
- * A node:http server on 127.0.0.1 in front of the simulator at `target`: hands each chat
- * request's body to `onChat` as it arrives, then forwards the request and the answer.
- * Requests whose client goes away are aborted on the way to the simulator.
- */
-const frontDoor = (target: string, onChat: (body: unknown) => void) =>
-  Effect.acquireRelease(
-    Effect.async<Http.Server>((resume) => {
-      const server = Http.createServer((request, response) => {
-        const chunks: Array<Buffer> = []
-        request.on("data", (chunk: Buffer) => chunks.push(chunk))
-        request.on("end", () => {
-          const body = Buffer.concat(chunks)
-          if (request.method === "POST" && request.url?.split("?")[0] === "/api/chat") {
-            try {
-              onChat(JSON.parse(body.toString("utf8")))
-            } catch {
-              // not JSON: the simulator answers 400, nothing to count
-            }
-          }
-          const abort = new AbortController()
-          response.on("close", () => abort.abort())
-          fetch(`${target}${request.url ?? "/"}`, {
-            method: request.method ?? "GET",
-            headers: { "content-type": request.headers["content-type"] ?? "application/json" },
-            ...(request.method === "GET" || request.method === "HEAD" ? {} : { body }),
-            signal: abort.signal
-          }).then(async (reply) => {
-            const bytes = Buffer.from(await reply.arrayBuffer())
-            response.writeHead(reply.status, {
-              "content-type": reply.headers.get("content-type") ?? "application/json"
-            })
-            response.end(bytes)
-          }).catch(() => {
-            response.destroy()
-          })
-        })
-      })
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  )
-
 /** A simulator on the coding script with a chat latency of `latency` ms, behind a door recording for `runner`. */
 const simulator = (ledger: Ledger, runner: number, latency: { readonly min: number; readonly max: number }) =>
-  Effect.gen(function*() {
-    const sim = yield* OllamaSimulator.make({ script: codingScript }).pipe(
-      Effect.withRandom(Random.make(`loom cluster simulator ${runner}`))
-    )
-    sim.setFaults("chat", { latency })
-    const door = yield* frontDoor(sim.url, (body) => ledger.record(runner, body))
-    return `http://127.0.0.1:${(door.address() as net.AddressInfo).port}`
-  })
+  Effect.map(
+    CountingOllama.make({
+      script: codingScript,
+      chat: { latency },
+      seed: `loom cluster simulator ${runner}`,
+      onChat: (body) => ledger.record(runner, body)
+    }),
+    (ollama) => ollama.url
+  )
 
 // ---------------------------------------------------------------------------------------------
 // the runner processes
@@ -208,48 +135,6 @@ export const freePorts = (count: number) =>
     return ports
   })
 
-/** Every live descendant of `pid` (children, their children...), read from /proc. */
-export const descendants = (pid: number): ReadonlyArray<number> => {
-  const parents = new Map<number, number>()
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]))
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const found: Array<number> = []
-  const queue = [pid]
-  while (queue.length > 0) {
-    const parent = queue.shift()!
-    for (const [child, ppid] of parents) {
-      if (ppid === parent && !found.includes(child)) {
-        found.push(child)
-        queue.push(child)
-      }
-    }
-  }
-  return found
-}
-
-const signal = (pid: number, name: NodeJS.Signals) => {
-  try {
-    process.kill(pid, name)
-  } catch {
-    // already gone
-  }
-}
-
-const gone = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
-
-const exited = (child: ChildProcess) =>
-  Effect.async<void>((resume) => {
-    if (gone(child)) return resume(Effect.void)
-    child.once("exit", () => resume(Effect.void))
-  })
-
 export interface Runner {
   readonly index: number
   /** `A`, `B`, `C`... */
@@ -269,18 +154,13 @@ export interface Runner {
 
 /**
  * kill -9 of a runner and of what it started: stopped first (so it starts nothing more),
- * its descendants listed, then each killed by PID. Waits until the runner is gone.
+ * its descendants listed (and kept in `started`), then each killed by PID. Waits until the
+ * runner is gone.
  */
 export const crash = (runner: Runner) =>
-  Effect.suspend(() => {
-    if (gone(runner.child)) return exited(runner.child)
-    signal(runner.pid, "SIGSTOP")
-    const tree = descendants(runner.pid)
+  crashTree(runner, (tree) => {
     for (const pid of tree) runner.started.add(pid)
-    signal(runner.pid, "SIGKILL")
-    for (const pid of tree) signal(pid, "SIGKILL")
-    return exited(runner.child)
-  })
+  }).pipe(Effect.asVoid)
 
 /** SIGTERM, up to 20 s to stop; then, or if that fails, kill -9 of it and its descendants. */
 export const stop = (runner: Runner) =>

@@ -31,7 +31,8 @@ export const tempDir = (prefix = "loom-durable-") =>
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
 
-const gone = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
+/** Whether the process has exited (or a signal ended it). */
+export const gone = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null
 
 /** The exit code once the process is gone (null when a signal ended it). */
 export const exited = (child: ChildProcess) =>
@@ -67,7 +68,8 @@ export const descendants = (pid: number): ReadonlyArray<number> => {
   return found
 }
 
-const signal = (pid: number, name: NodeJS.Signals) => {
+/** Sends `name` to `pid`, if it is still there. */
+export const signal = (pid: number, name: NodeJS.Signals) => {
   try {
     process.kill(pid, name)
   } catch {
@@ -77,14 +79,18 @@ const signal = (pid: number, name: NodeJS.Signals) => {
 
 /**
  * kill -9 of the process and of what it started: it is stopped first (so it starts
- * nothing more), its descendants are listed, then each is killed by pid. Waits until the
- * process is gone.
+ * nothing more), its descendants are listed (and handed to `onTree`), then each is killed
+ * by pid. Waits until the process is gone.
  */
-export const crash = (proc: Proc) =>
+export const crash = (
+  proc: Pick<Proc, "child" | "pid">,
+  onTree: (descendants: ReadonlyArray<number>) => void = () => {}
+) =>
   Effect.suspend(() => {
     if (gone(proc.child)) return exited(proc.child)
     signal(proc.pid, "SIGSTOP")
     const tree = descendants(proc.pid)
+    onTree(tree)
     signal(proc.pid, "SIGKILL")
     for (const pid of tree) signal(pid, "SIGKILL")
     return exited(proc.child)

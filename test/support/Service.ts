@@ -66,8 +66,12 @@ export const json = (url: string, init?: RequestInit) =>
     return { status: response.status, headers: response.headers, body }
   })
 
-export const post = (url: string, body: unknown) =>
-  json(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+/** A POST of `body` as JSON; with no body, an empty POST (no content type). */
+export const post = (url: string, body?: unknown) =>
+  json(url, {
+    method: "POST",
+    ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+  })
 
 /** Polls `check` on the live clock until it holds. */
 export const until = <A>(effect: Effect.Effect<A>, check: (a: A) => boolean) =>
