@@ -18,12 +18,13 @@ import * as ReviewWorkflow from "./workflows/review/ReviewWorkflow.js"
 export const localTools = [...DemoTools.all, ...CpuTools.all, RunTests.tool]
 
 /** The agent `agent` runs may name. */
-export const assistant = (model: string): Agent => ({
+export const assistant = (model: string, approval: ReadonlyArray<string> = []): Agent => ({
   name: "assistant",
   model,
   systemPrompt: "You are Loom's assistant. Use the tools when they help, then answer briefly.",
   tools: localTools.map((tool) => tool.name),
-  maxSteps: 6
+  maxSteps: 6,
+  ...(approval.length > 0 ? { approval: Object.fromEntries(approval.map((tool) => [tool, "always" as const])) } : {})
 })
 
 /** A name the catalog does not have. */
@@ -42,7 +43,7 @@ export const workflow = (name: string): Effect.Effect<string, NotInCatalog> =>
 export const agent = (name: string) =>
   Effect.gen(function*() {
     const config = yield* LoomConfig
-    const found = assistant(config.agentModel)
+    const found = assistant(config.agentModel, config.approval)
     if (name !== found.name) {
       return yield* new NotInCatalog({ message: `unknown agent "${name}" (there is: ${found.name})` })
     }
@@ -55,7 +56,7 @@ export const layerRuns = Layer.scoped(
   Effect.gen(function*() {
     const config = yield* LoomConfig
     const engine = yield* WorkflowEngine
-    const helper = assistant(config.agentModel)
+    const helper = assistant(config.agentModel, config.approval)
     const coding = yield* CodingWorkflow.make({ model: config.codingModel })
     const review = yield* ReviewWorkflow.make({ model: config.agentModel })
     const agents = yield* AgentWorkflow.make(new Map([[helper.name, helper]]))

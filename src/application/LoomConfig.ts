@@ -46,7 +46,12 @@ export const config = Config.all({
   /** How long a client may take to send a request's body; a slower one is answered 408. */
   requestTimeout: positiveDuration("LOOM_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))),
   codingModel: Config.string("LOOM_CODING_MODEL").pipe(Config.withDefault("qwen2.5-coder")),
-  agentModel: Config.string("LOOM_AGENT_MODEL").pipe(Config.withDefault("llama3.2"))
+  agentModel: Config.string("LOOM_AGENT_MODEL").pipe(Config.withDefault("llama3.2")),
+  /** Tools whose calls by the assistant wait for a person's approval (comma-separated names; default none). */
+  approval: Config.array(Config.string(), "LOOM_APPROVAL").pipe(
+    Config.map((names) => names.map((name) => name.trim()).filter((name) => name.length > 0)),
+    Config.withDefault([] as ReadonlyArray<string>)
+  )
 })
 
 export type Settings = Config.Config.Success<typeof config>
