@@ -122,10 +122,11 @@ export const runs10kRss: Scenario = {
 }
 
 /** Nodes in the linear workflow, each its own step, so each checkpointed. */
-const linearNodes = 20
+export const linearNodes = 20
 
 const Steps = Schema.Struct({ count: Schema.Int })
-const linear = Workflow.make({
+/** A linear graph of `linearNodes` nodes, each adding one to `count` (also `workflow.durable-overhead`'s graph). */
+export const linear = Workflow.make({
   name: "linear",
   state: Steps,
   start: "n0",

@@ -15,7 +15,14 @@ import { setTimeout as sleep } from "node:timers/promises"
 import { fileURLToPath } from "node:url"
 import type { Scenario } from "./Scenario.js"
 
-const main = process.env["LOOM_BENCH_MAIN"] ?? fileURLToPath(new URL("../dist/main.js", import.meta.url))
+// compiled to dist-bench/bench/idle.js (run from the sources: bench/idle.ts): the package root is the first
+// directory above with a package.json
+const root = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  while (!fs.existsSync(path.join(dir, "package.json"))) dir = path.dirname(dir)
+  return dir
+})()
+const main = process.env["LOOM_BENCH_MAIN"] ?? path.join(root, "dist", "main.js")
 
 /** How long a started server is left alone before its memory is read. */
 const settleMs = 3_000

@@ -1,7 +1,9 @@
 /** `npm run bench`: every scenario, one JSON line each on stdout. */
 import * as agent from "./agent.js"
 import * as breaker from "./breaker.js"
+import * as cluster from "./cluster.js"
 import * as cpu from "./cpu.js"
+import * as durable from "./durable.js"
 import * as executor from "./executor.js"
 import * as idle from "./idle.js"
 import * as llm from "./llm.js"
@@ -22,6 +24,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   agent.runs10k,
   agent.runs10kRss,
   agent.checkpointOverhead,
+  durable.durableOverhead,
+  cluster.throughput,
   idle.idleRss
 ]
 

@@ -175,20 +175,20 @@ type Statement = (text: string, params: ReadonlyArray<unknown>) => Effect.Effect
 const session = (sql: SqlClient.SqlClient) => <A, E>(body: (run: Statement) => Effect.Effect<A, E>) =>
   Effect.scoped(
     Effect.flatMap(sql.reserve, (connection) => body((text, params) => connection.execute(text, params, undefined)))
+  ).pipe(
+    // Never cut off mid-statement: @effect/sql-pg answers an interrupted query with pg_cancel_backend and hands the
+    // connection back while the query may still run, so the cancel can land on the next user of that connection
+    // (the cluster's storage shares the pool), which stalled runs for good under load. Each call is a few statements.
+    Effect.uninterruptible
   )
 
 /** Runs `body` as one transaction opened by `begin`: committed if it succeeds, rolled back otherwise. */
 const transaction =
   (sql: SqlClient.SqlClient, begin = "BEGIN") => <A, E>(body: (run: Statement) => Effect.Effect<A, E>) =>
     session(sql)((run) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.zipRight(
-          run(begin, []),
-          Effect.onExit(
-            restore(body(run)),
-            (exit) => Effect.orDie(run(Exit.isSuccess(exit) ? "COMMIT" : "ROLLBACK", []))
-          )
-        )
+      Effect.zipRight(
+        run(begin, []),
+        Effect.onExit(body(run), (exit) => Effect.orDie(run(Exit.isSuccess(exit) ? "COMMIT" : "ROLLBACK", [])))
       )
     )
 
