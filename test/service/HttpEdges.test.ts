@@ -326,7 +326,8 @@ layer(
         const operations = Object.entries(spec.paths).flatMap(([path, ops]) =>
           Object.entries(ops).map(([method, op]) => ({ where: `${method} ${path}`, op }))
         )
-        assert.strictEqual(operations.length, 10)
+        // the ten of the service before humans in the loop, and resume, history and fork
+        assert.strictEqual(operations.length, 13)
         for (const { op, where } of operations) {
           assert.isAbove(op.summary?.length ?? 0, 0, `${where} has no summary`)
           assert.isAbove(op.description?.length ?? 0, 0, `${where} has no description`)
@@ -345,6 +346,15 @@ layer(
           "429"
         ])
         assert.property(op("post", "/v1/runs").responses["429"]?.headers ?? {}, "Retry-After")
+        assert.includeMembers(Object.keys(op("post", "/v1/runs/{id}/resume").responses), ["200", "400", "404", "409"])
+        assert.includeMembers(Object.keys(op("get", "/v1/runs/{id}/history").responses), ["200", "404"])
+        assert.includeMembers(Object.keys(op("post", "/v1/runs/{id}/fork").responses), [
+          "202",
+          "400",
+          "404",
+          "409",
+          "429"
+        ])
         assert.includeMembers(Object.keys(op("post", "/v1/tools/execute").responses), [
           "200",
           "400",
