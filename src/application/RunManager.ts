@@ -29,7 +29,7 @@ import * as Crypto from "node:crypto"
 import { Checkpoint, CheckpointStore } from "../domain/CheckpointStore.js"
 import type { StoredEvent } from "../domain/CheckpointStore.js"
 import { QueueFull } from "../domain/Errors.js"
-import type { CheckpointCorrupt, WorkflowEvent } from "../domain/Workflow.js"
+import type { CheckpointCorrupt } from "../domain/Workflow.js"
 import {
   isTerminal,
   pendingInterrupts,
@@ -37,146 +37,19 @@ import {
   RunExists,
   RunNotFound,
   RunRecord,
-  ThreadId,
-  ThreadIdText
+  ThreadId
 } from "../domain/Workflow.js"
 import * as Durability from "./Durability.js"
 import * as DurableRun from "./DurableRun.js"
-import type * as Interrupt from "./Interrupt.js"
+import { ForkRequest, HistoryEntry, historyOf, InvalidForkState, StepNotFound } from "./RunHistory.js"
+import type { RunKind } from "./RunKind.js"
+import { InvalidResumeValue, NotWaiting, ResumeRequest, RunRequest, UnknownRunKind } from "./RunRequests.js"
 import { ShuttingDown } from "./Shutdown.js"
-import type { Graph } from "./Workflow.js"
-import * as Workflow from "./Workflow.js"
-import type * as WorkflowEngine from "./WorkflowEngine.js"
 
-/** A kind of run the service offers: which workflow it is, how to start one from an input text, how to resume one. */
-export interface RunKind {
-  /** The workflow's name, as stored with each run (what a restart resumes it by). */
-  readonly workflow: string
-  readonly run: (threadId: ThreadId, name: string, input: string) => Stream.Stream<WorkflowEvent>
-  readonly resume: (threadId: ThreadId) => Stream.Stream<WorkflowEvent>
-  /** The interrupts its graph's nodes ask, by name: what a resume's value must decode with. */
-  readonly interrupts: ReadonlyMap<string, Interrupt.Any>
-  /** A stored state with `update` merged in through the graph's reducers, encoded again (for a fork). */
-  readonly merge: (state: unknown, update: unknown) => Effect.Effect<unknown, ParseResult.ParseError>
-}
-
-/** A run kind over `graph`, whose first state `initial` makes from the request. */
-export const runKind = <S, I>(
-  engine: WorkflowEngine.Service,
-  graph: Graph<S, I>,
-  initial: (name: string, input: string) => S
-): RunKind => ({
-  workflow: graph.name,
-  run: (threadId, name, input) => engine.run(graph, initial(name, input), { threadId }),
-  resume: (threadId) => engine.resume(graph, threadId),
-  interrupts: graph.interrupts,
-  merge: (state, update) =>
-    Effect.gen(function*() {
-      const current = yield* Schema.decodeUnknown(graph.state)(state)
-      const change = yield* Schema.decodeUnknown(graph.update)(update)
-      return yield* Schema.encode(graph.state)(Workflow.merge(graph, current, [change]))
-    })
-})
-
-/** One checkpoint of a run's history: after step `step`, its state and the nodes to run next. */
-export const HistoryEntry = Schema.Struct({
-  step: Schema.NonNegativeInt,
-  next: Schema.Array(Schema.String),
-  state: Schema.Unknown
-}).annotations({ identifier: "HistoryEntry" })
-export type HistoryEntry = typeof HistoryEntry.Type
-
-/** The checkpoints in a run's events, oldest first (each step's state comes just before its checkpoint). */
-export const historyOf = (events: Iterable<WorkflowEvent>): ReadonlyArray<HistoryEntry> => {
-  const entries: Array<HistoryEntry> = []
-  let state: { readonly step: number; readonly state: unknown } | undefined
-  for (const event of events) {
-    if (event._tag === "StateUpdated") state = event
-    else if (event._tag === "CheckpointSaved" && state?.step === event.step) {
-      entries.push({ step: event.step, next: event.next, state: state.state })
-    }
-  }
-  return entries
-}
-
-export const ForkRequest = Schema.Struct({
-  /** The checkpoint to start from (a step in the run's history). */
-  step: Schema.NonNegativeInt,
-  /** Fields to change, merged into that checkpoint's state through the graph's reducers. */
-  state: Schema.optional(Schema.Unknown),
-  /** The new run's id (default: a new UUID). */
-  threadId: Schema.optional(ThreadIdText)
-}).annotations({
-  identifier: "ForkRequest",
-  description: "A new run from one of a run's checkpoints, with some of its state changed",
-  parseOptions: { onExcessProperty: "error" }
-})
-export type ForkRequest = typeof ForkRequest.Type
-
-/** The run has no checkpoint at that step. */
-export class StepNotFound extends Schema.TaggedError<StepNotFound>()("StepNotFound", {
-  threadId: Schema.String,
-  step: Schema.Number,
-  /** The steps it has checkpoints for. */
-  steps: Schema.Array(Schema.Number),
-  message: Schema.String
-}) {}
-
-/** The state update does not fit the graph's state; `field` is the first path that is wrong. */
-export class InvalidForkState extends Schema.TaggedError<InvalidForkState>()("InvalidForkState", {
-  field: Schema.String,
-  message: Schema.String
-}) {}
-
-export const RunRequest = Schema.Struct({
-  kind: Schema.Literal("workflow", "agent"),
-  /** The workflow (`coding`) or the agent (`assistant`) to run. */
-  name: Schema.NonEmptyString,
-  input: Schema.String,
-  /** The id to run under (default: a new UUID); see `threadIdPattern`. */
-  threadId: Schema.optional(ThreadIdText)
-}).annotations({
-  identifier: "RunRequest",
-  description: "A run to start: the coding workflow or the assistant agent, on an input text",
-  // the OpenAPI document says `additionalProperties: false`: a field it does not list is refused by name
-  parseOptions: { onExcessProperty: "error" }
-})
-export type RunRequest = typeof RunRequest.Type
-
-export const ResumeRequest = Schema.Struct({
-  /** The value for the interrupt, as its resume schema encodes it. */
-  value: Schema.Unknown,
-  /** Which interrupt (its key, from the run's `waiting`); may be left out when the run waits on one only. */
-  interrupt: Schema.optional(Schema.String)
-}).annotations({
-  identifier: "ResumeRequest",
-  description: "A value for an interrupt the run waits on",
-  parseOptions: { onExcessProperty: "error" }
-})
-export type ResumeRequest = typeof ResumeRequest.Type
-
-/** The run is not waiting on that interrupt (or on any, or on one only when none was named). */
-export class NotWaiting extends Schema.TaggedError<NotWaiting>()("NotWaiting", {
-  threadId: Schema.String,
-  /** The keys it waits on. */
-  waiting: Schema.Array(Schema.String),
-  message: Schema.String
-}) {}
-
-/** The value does not decode with the interrupt's resume schema; `field` is the first path that is wrong. */
-export class InvalidResumeValue extends Schema.TaggedError<InvalidResumeValue>()("InvalidResumeValue", {
-  threadId: Schema.String,
-  key: Schema.String,
-  field: Schema.String,
-  message: Schema.String
-}) {}
-
-/** The request names a workflow or agent the service does not have. */
-export class UnknownRunKind extends Schema.TaggedError<UnknownRunKind>()("UnknownRunKind", {
-  kind: Schema.String,
-  name: Schema.String,
-  message: Schema.String
-}) {}
+export { ForkRequest, HistoryEntry, historyOf, InvalidForkState, StepNotFound } from "./RunHistory.js"
+export { runKind } from "./RunKind.js"
+export type { RunKind } from "./RunKind.js"
+export { InvalidResumeValue, NotWaiting, ResumeRequest, RunRequest, UnknownRunKind } from "./RunRequests.js"
 
 export interface Options {
   /** What `{"kind":"workflow","name":...}` may name. */
