@@ -10,7 +10,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type { Terminal } from "@effect/platform/Terminal"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Deferred, Duration, Effect, Layer, Logger, Option, Redacted, RuntimeFlags, Stream } from "effect"
+import { Duration, Effect, Layer, Logger, Option, Redacted, RuntimeFlags, Stream } from "effect"
 import { createServer } from "node:http"
 import * as Path from "node:path"
 import { AgentRuntime } from "./application/AgentRuntime.js"
@@ -184,10 +184,7 @@ const local = {
       )
     })).pipe(
       Stream.provideSomeLayer(
-        Catalog.layerRuns.pipe(
-          Layer.provideMerge(Local),
-          Layer.provide(Layer.effect(Shutdown.ShuttingDown, Deferred.make<void>()))
-        )
+        Catalog.layerRuns.pipe(Layer.provideMerge(Local))
       )
     ),
   agent: (name: string, input: string) =>

@@ -138,6 +138,13 @@ export interface Service {
   readonly running: Effect.Effect<number>
 }
 
+/** The first thing wrong in a decoded request field `root`: its dotted path (`value.approved`), and why. */
+const firstIssue = (root: string, error: ParseResult.ParseError) => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  const field = [root, ...(issue?.path ?? [])].join(".")
+  return { field, message: `${field}: ${issue?.message ?? error.message}` }
+}
+
 /** A run executing in this process: bumped on each of its events (its followers wait on it), and its stop signal. */
 interface Live {
   readonly version: SubscriptionRef.SubscriptionRef<number>
@@ -332,16 +339,9 @@ export const make = (
           })
         }
         const value = yield* Schema.decodeUnknown(interrupt.resume)(request.value).pipe(
-          Effect.mapError((error) => {
-            const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
-            const field = ["value", ...(issues[0]?.path ?? [])].join(".")
-            return new InvalidResumeValue({
-              threadId,
-              key: chosen.key,
-              field,
-              message: `${field}: ${issues[0]?.message}`
-            })
-          })
+          Effect.mapError((error) =>
+            new InvalidResumeValue({ threadId, key: chosen.key, ...firstIssue("value", error) })
+          )
         )
         const encoded = yield* Effect.orDie(Schema.encode(interrupt.resume)(value))
         const left = pending.length - 1
@@ -360,8 +360,10 @@ export const make = (
       Effect.flatMap(
         knownId(id),
         (threadId) =>
-          Effect.flatMap(store.getRun(threadId), () =>
-            Effect.map(Effect.orDie(store.events(threadId)), (events) => historyOf(events.map((e) => e.event))))
+          Effect.flatMap(
+            store.getRun(threadId),
+            () => Effect.map(Effect.orDie(store.events(threadId)), (events) => historyOf(events.map((e) => e.event)))
+          )
       )
 
     /**
@@ -390,11 +392,7 @@ export const make = (
         const kind = kinds.get(run.workflow)
         if (kind === undefined) return yield* Effect.dieMessage(`no run kind ${run.workflow} here`)
         const state = yield* kind.merge(entry.state, request.state ?? {}).pipe(
-          Effect.mapError((error) => {
-            const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-            const field = ["state", ...(issue?.path ?? [])].join(".")
-            return new InvalidForkState({ field, message: `${field}: ${issue?.message}` })
-          })
+          Effect.mapError((error) => new InvalidForkState(firstIssue("state", error)))
         )
         if (live.size >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
         const threadId = ThreadId.make(request.threadId ?? Crypto.randomUUID())
