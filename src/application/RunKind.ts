@@ -5,6 +5,7 @@
  */
 import { Effect, Schema } from "effect"
 import type { ParseResult, Stream } from "effect"
+import { Checkpoint } from "../domain/CheckpointStore.js"
 import type { ThreadId, WorkflowEvent } from "../domain/Workflow.js"
 import type * as Interrupt from "./Interrupt.js"
 import type { Graph } from "./Workflow.js"
@@ -17,6 +18,8 @@ export interface RunKind {
   readonly workflow: string
   readonly run: (threadId: ThreadId, name: string, input: string) => Stream.Stream<WorkflowEvent>
   readonly resume: (threadId: ThreadId) => Stream.Stream<WorkflowEvent>
+  /** The first checkpoint of a run on an input text: a run stored before it starts (queued on its thread) resumes from it. */
+  readonly first: (name: string, input: string) => Effect.Effect<Checkpoint>
   /** The interrupts its graph's nodes ask, by name: what a resume's value must decode with. */
   readonly interrupts: ReadonlyMap<string, Interrupt.Any>
   /** A stored state with `update` merged in through the graph's reducers, encoded again (for a fork). */
@@ -32,6 +35,11 @@ export const runKind = <S, I>(
   workflow: graph.name,
   run: (threadId, name, input) => engine.run(graph, initial(name, input), { threadId }),
   resume: (threadId) => engine.resume(graph, threadId),
+  first: (name, input) =>
+    Schema.encode(graph.state)(initial(name, input)).pipe(
+      Effect.orDie,
+      Effect.map((state) => new Checkpoint({ step: 0, state, next: graph.start }))
+    ),
   interrupts: graph.interrupts,
   merge: (state, update) =>
     Effect.gen(function*() {

@@ -31,6 +31,7 @@ import type { StoredEvent } from "../domain/CheckpointStore.js"
 import { QueueFull } from "../domain/Errors.js"
 import type { CheckpointCorrupt } from "../domain/Workflow.js"
 import {
+  isOver,
   isTerminal,
   pendingInterrupts,
   Resumed,
@@ -44,12 +45,13 @@ import * as DurableRun from "./DurableRun.js"
 import { ForkRequest, HistoryEntry, historyOf, InvalidForkState, StepNotFound } from "./RunHistory.js"
 import type { RunKind } from "./RunKind.js"
 import { InvalidResumeValue, NotWaiting, ResumeRequest, RunRequest, UnknownRunKind } from "./RunRequests.js"
+import type { Multitask } from "./RunRequests.js"
 import { ShuttingDown } from "./Shutdown.js"
 
 export { ForkRequest, HistoryEntry, historyOf, InvalidForkState, StepNotFound } from "./RunHistory.js"
 export { runKind } from "./RunKind.js"
 export type { RunKind } from "./RunKind.js"
-export { InvalidResumeValue, NotWaiting, ResumeRequest, RunRequest, UnknownRunKind } from "./RunRequests.js"
+export { InvalidResumeValue, Multitask, NotWaiting, ResumeRequest, RunRequest, UnknownRunKind } from "./RunRequests.js"
 
 export interface Options {
   /** What `{"kind":"workflow","name":...}` may name. */
@@ -65,8 +67,17 @@ export interface Options {
   readonly beginWithin?: Duration.DurationInput
 }
 
-/** A run whose events have stopped coming: not running, nor waiting for a person (its followers wait with it). */
-const ended = (run: RunRecord) => run.status !== "running" && run.status !== "waiting"
+/**
+ * A run whose events have stopped coming: not running, waiting for a person or queued
+ * (its followers wait with it).
+ */
+const ended = (run: RunRecord) => run.status !== "running" && run.status !== "waiting" && run.status !== "queued"
+
+/** A run its thread's later run rolled back: its checkpoints and events are removed once it has stopped. */
+const rolledBack = (run: RunRecord) => run.status === "cancelled" && run.supersededBy !== undefined
+
+/** A run that must stop where it is: cancelled, or superseded by a later run of its thread. */
+const stopped = (run: RunRecord) => run.status === "cancelled" || run.supersededBy !== undefined
 
 const isThreadId = Schema.is(ThreadId)
 
@@ -118,6 +129,8 @@ export interface Service {
   readonly start: (request: RunRequest) => Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists>
   readonly get: (id: string) => Effect.Effect<RunRecord, RunNotFound>
   readonly list: Effect.Effect<ReadonlyArray<RunRecord>>
+  /** The runs of a thread, in turn order (none for an unknown thread). */
+  readonly thread: (thread: string) => Effect.Effect<ReadonlyArray<RunRecord>>
   /** Gives a waiting run the value for one of its interrupts; it goes on (on whichever runner holds it). */
   readonly resume: (
     id: string,
@@ -151,9 +164,6 @@ interface Live {
   readonly cancelled: Deferred.Deferred<void>
 }
 
-/** A run that ended for good: its execution has nothing left to do. */
-const over = (run: RunRecord) => run.status === "finished" || run.status === "failed" || run.status === "cancelled"
-
 export const make = (
   options: Options
 ): Effect.Effect<Service, never, Scope.Scope | CheckpointStore | DurableEngine> =>
@@ -180,21 +190,57 @@ export const make = (
     const begun = new Map<string, Deferred.Deferred<void>>()
     const bump = (ref: SubscriptionRef.SubscriptionRef<number>) => SubscriptionRef.update(ref, (n) => n + 1)
 
-    /** Ends when the run is cancelled: from this process at once, from another one within `cancelEvery`. */
+    /** Bumped when a run of this process ends or another is stopped from here: queued runs look at their turn again. */
+    const endings = yield* SubscriptionRef.make(0)
+
+    /**
+     * Ends when the run is cancelled or superseded: from this process at once, from another
+     * one within `cancelEvery`.
+     */
     const cancelled = (threadId: ThreadId, signal: Deferred.Deferred<void>) =>
       Effect.race(
         Deferred.await(signal),
         Effect.repeat(
           Effect.flatMap(Effect.option(store.getRun(threadId)), (run) =>
-            Option.exists(run, (run) => run.status === "cancelled")
+            Option.exists(run, stopped)
               ? Effect.succeed(true)
               : Effect.sleep(cancelEvery).pipe(Effect.as(false))),
           {
-            until: (done) =>
-              done
+            until: (done) => done
           }
         )
       )
+
+    /** Removes the checkpoints and events of a run rolled back, once nothing writes to them. */
+    const clearIfRolledBack = (threadId: ThreadId) =>
+      Effect.flatMap(
+        Effect.option(store.getRun(threadId)),
+        (run) => Option.exists(run, rolledBack) ? store.clear(threadId) : Effect.void
+      )
+
+    /**
+     * Waits until every earlier run of the run's thread has ended for good, looking again
+     * whenever a run here ends, and every second for runs elsewhere. False when the run
+     * itself ended meanwhile (cancelled, superseded).
+     */
+    const turnComes = (run: RunRecord): Effect.Effect<boolean> =>
+      Effect.gen(function*() {
+        const thread = run.thread ?? run.threadId
+        const turn = run.turn ?? 1
+        for (;;) {
+          const seen = yield* SubscriptionRef.get(endings)
+          const runs = yield* store.threadRuns(thread)
+          const self = runs.find((other) => other.threadId === run.threadId)
+          if (self === undefined || isOver(self)) return false
+          if (runs.every((other) => (other.turn ?? 1) >= turn || isOver(other))) return true
+          yield* endings.changes.pipe(
+            Stream.filter((version) => version !== seen),
+            Stream.runHead,
+            Effect.timeout(cancelEvery),
+            Effect.ignore
+          )
+        }
+      })
 
     /**
      * The execution's body: the run from its start, or from its last checkpoint when it
@@ -207,8 +253,9 @@ export const make = (
         const kind = kinds.get(payload.kind)
         if (kind === undefined) return yield* Effect.logWarning(`run ${threadId}: no run kind ${payload.kind} here`)
         const saved = yield* Effect.option(store.getRun(threadId))
-        if (Option.exists(saved, over)) return
-        if (Option.isSome(saved)) {
+        if (Option.exists(saved, isOver)) return yield* clearIfRolledBack(threadId)
+        if (Option.isSome(saved) && !(yield* turnComes(saved.value))) return yield* clearIfRolledBack(threadId)
+        if (Option.isSome(saved) && saved.value.status !== "queued") {
           yield* Effect.logInfo(`resuming run ${threadId} (${saved.value.workflow}) from step ${saved.value.step}`)
         }
         const events = Option.isSome(saved) ? kind.resume(threadId) : kind.run(threadId, payload.name, payload.input)
@@ -227,8 +274,13 @@ export const make = (
           Effect.provideService(Durability.Durability, DurableRun.activities(context)),
           places.withPermits(1),
           Effect.raceFirst(cancelled(threadId, run.cancelled)),
-          Effect.ensuring(Effect.zipRight(bump(run.version), Effect.sync(() => live.delete(threadId))))
+          Effect.ensuring(
+            Effect.zipRight(bump(run.version), Effect.sync(() => live.delete(threadId))).pipe(
+              Effect.zipRight(bump(endings))
+            )
+          )
         )
+        yield* clearIfRolledBack(threadId)
       })
     yield* engine.register(DurableRun.LoomRun, execute)
     // Closing the service: says which runs it cuts off, before the engine interrupts them (finalizers run in reverse:
@@ -267,18 +319,64 @@ export const make = (
         )
       })
 
+    /**
+     * A run on a thread that has one already, as `multitask` says: the thread's runs not
+     * ended are superseded first (interrupt, rollback), then the new run is stored at the
+     * thread's next turn, queued, and handed to the engine; its execution starts once
+     * every earlier run of the thread has ended. Two starts racing for one turn: the loser
+     * tries again behind (or over) the winner.
+     */
+    const nextTurn = (kind: RunKind, thread: ThreadId, request: RunRequest, multitask: Multitask) =>
+      Effect.gen(function*() {
+        const runs = yield* store.threadRuns(thread)
+        const threadId = ThreadId.make(Crypto.randomUUID())
+        const current = runs.filter((run) => !isOver(run))
+        if (multitask !== "enqueue") {
+          // checked before anything is stopped; the runs it stops give their places back
+          const busy = live.size - current.filter((run) => live.has(run.threadId)).length
+          if (busy >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
+          yield* Effect.forEach(current, (run) => supersede(run, threadId, multitask), { discard: true })
+        }
+        const turn = Math.max(1, ...runs.map((run) => run.turn ?? 1)) + 1
+        const first = yield* kind.first(request.name, request.input)
+        yield* store.create(threadId, kind.workflow, first, [], { thread, turn, status: "queued" })
+        yield* hand(threadId, kind.workflow, request.name, request.input)
+        return threadId
+      }).pipe(Effect.retry({ times: 3, while: (error) => error._tag === "RunExists" }))
+
+    /**
+     * Stops `run` for the later run `by`: kept as interrupted, or cancelled and rolled back.
+     * A run rolled back while it executes is cleared by its execution once it has stopped
+     * (a write of a node in flight would otherwise land after); one that is not executing
+     * (waiting, queued, cut off) is cleared here, and by its execution too if it picks it up.
+     */
+    const supersede = (run: RunRecord, by: ThreadId, multitask: "interrupt" | "rollback" | "reject") =>
+      Effect.gen(function*() {
+        const status = multitask === "interrupt" ? "interrupted" : "cancelled"
+        const moved = yield* store.supersede(run.threadId, by, status, [])
+        const here = live.get(run.threadId)
+        if (here !== undefined) yield* Deferred.succeed(here.cancelled, undefined)
+        if (moved && status === "cancelled" && run.status !== "running") yield* store.clear(run.threadId)
+        yield* bump(endings)
+      })
+
     const start = (request: RunRequest): Effect.Effect<ThreadId, UnknownRunKind | QueueFull | RunExists> =>
       Effect.gen(function*() {
         const kind = yield* kindOf(options, request)
         const threadId = ThreadId.make(request.threadId ?? Crypto.randomUUID())
-        // A known id is refused before anything starts: a running run under it must not be touched.
         const existing = yield* Effect.either(store.getRun(threadId))
-        if (existing._tag === "Right" || live.has(threadId) || begun.has(threadId)) {
+        if (existing._tag === "Left" && !live.has(threadId) && !begun.has(threadId)) {
+          if (live.size >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
+          yield* hand(threadId, kind.workflow, request.name, request.input)
+          return threadId
+        }
+        // A known id is refused before anything starts (a running run under it must not be touched), unless the
+        // request says what to do on a busy thread and the id names a thread (not a later run of one).
+        const multitask = request.multitask ?? "reject"
+        if (multitask === "reject" || (existing._tag === "Right" && existing.right.thread !== threadId)) {
           return yield* new RunExists({ threadId })
         }
-        if (live.size >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
-        yield* hand(threadId, kind.workflow, request.name, request.input)
-        return threadId
+        return yield* nextTurn(kind, threadId, request, multitask)
       }).pipe(Effect.withSpan("RunManager.start", { captureStackTrace: false }))
 
     /** What a waiting run waits on: its interrupts asked and not resumed yet. */
@@ -319,7 +417,8 @@ export const make = (
         const threadId = yield* knownId(id)
         const run = yield* store.getRun(threadId)
         // while another resume's replay is under way the run may read `running`: what it waits on is in its events
-        const pending = run.status === "waiting" || run.status === "running" || run.status === "interrupted"
+        const pending = !isOver(run) &&
+            (run.status === "waiting" || run.status === "running" || run.status === "interrupted")
           ? yield* pendingOf(threadId)
           : []
         const keys = pending.map((interrupt) => interrupt.key)
@@ -405,11 +504,12 @@ export const make = (
       Effect.gen(function*() {
         const threadId = yield* knownId(id)
         const run = yield* store.getRun(threadId)
-        if (ended(run) && run.status !== "interrupted") return run
+        if (isOver(run)) return run
         // refused (and the run left as it is) when it finished first; a runner elsewhere sees it within `cancelEvery`
         yield* store.setStatus(threadId, "cancelled", [])
         const here = live.get(threadId)
         if (here !== undefined) yield* Deferred.succeed(here.cancelled, undefined)
+        yield* bump(endings)
         return yield* store.getRun(threadId)
       })
 
@@ -446,6 +546,7 @@ export const make = (
       start,
       get,
       list: store.listRuns,
+      thread: (thread) => isThreadId(thread) ? store.threadRuns(thread) : Effect.succeed([]),
       resume,
       history,
       fork,

@@ -5,13 +5,27 @@
 import { Schema } from "effect"
 import { ThreadIdText } from "../domain/Workflow.js"
 
+/**
+ * What a start on a busy thread (one with a run not ended) does: `reject` it (409, the
+ * default), `enqueue` it behind the thread's runs, `interrupt` them (each kept as
+ * `interrupted`, superseded) or `rollback` them (each cancelled, its checkpoints and
+ * events removed), the new run then starting at once. Under `reject` a thread id already
+ * used, busy or not, is refused as it always was.
+ */
+export const Multitask = Schema.Literal("reject", "enqueue", "interrupt", "rollback").annotations({
+  identifier: "Multitask"
+})
+export type Multitask = typeof Multitask.Type
+
 export const RunRequest = Schema.Struct({
   kind: Schema.Literal("workflow", "agent"),
   /** The workflow (`coding`) or the agent (`assistant`) to run. */
   name: Schema.NonEmptyString,
   input: Schema.String,
-  /** The id to run under (default: a new UUID); see `threadIdPattern`. */
-  threadId: Schema.optional(ThreadIdText)
+  /** The thread to run on (default: a new UUID); see `threadIdPattern`. */
+  threadId: Schema.optional(ThreadIdText),
+  /** What to do when the thread already has a run (default `reject`). */
+  multitask: Schema.optional(Multitask)
 }).annotations({
   identifier: "RunRequest",
   description: "A run to start: the coding workflow or the assistant agent, on an input text",

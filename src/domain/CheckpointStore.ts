@@ -8,11 +8,11 @@
  * SQLite store (infrastructure/persistence): for tests, and for runs that need not
  * outlive the process.
  */
-import { Chunk, Clock, Context, Effect, HashMap, Layer, Option, Order, Ref, Schema } from "effect"
+import { Chunk, Clock, Context, Effect, HashMap, Iterable, Layer, Option, Order, Ref, Schema } from "effect"
 import type { Usage } from "./Usage.js"
 import { add } from "./Usage.js"
 import type { CheckpointCorrupt, RunStatus, ThreadId } from "./Workflow.js"
-import { RunExists, RunNotFound, RunRecord } from "./Workflow.js"
+import { isOver, RunExists, RunNotFound, RunRecord } from "./Workflow.js"
 import type { WorkflowEvent } from "./Workflow.js"
 
 export class Checkpoint extends Schema.Class<Checkpoint>("Checkpoint")({
@@ -33,11 +33,14 @@ export class PendingWrite extends Schema.Class<PendingWrite>("PendingWrite")({
 /**
  * A run ends once (finished, failed, cancelled); until then it may run, be interrupted and
  * resume. A run waiting for a person stays `waiting` through a shutdown (what it waits
- * for is kept), and only a running run starts to wait.
+ * for is kept), and only a running run starts to wait. A queued run either starts or is
+ * cancelled. (A run superseded by a later one of its thread never moves again: see
+ * `supersede`.)
  */
 export const canMove = (from: RunStatus, to: RunStatus): boolean => {
-  if (from === "finished" || from === "cancelled") return false
+  if (from === "finished" || from === "cancelled" || to === "queued") return false
   if (to === "running") return true
+  if (from === "queued") return to === "cancelled"
   if (from === "failed") return to === "failed"
   if (to === "waiting") return from === "running" || from === "waiting"
   return to !== "interrupted" || from === "running"
@@ -54,13 +57,28 @@ export interface Saved {
   readonly writes: ReadonlyArray<PendingWrite>
 }
 
+/**
+ * Where a new run goes: its thread, its place in the thread's order, and whether it starts
+ * `running` or `queued` behind the thread's earlier runs. A run created without one is
+ * the first of a thread of its own id, running.
+ */
+export interface Placement {
+  readonly thread: ThreadId
+  readonly turn: number
+  readonly status: "running" | "queued"
+}
+
 export interface Service {
-  /** Records a new run with its first checkpoint. */
+  /**
+   * Records a new run with its first checkpoint; RunExists when its id, or its place in
+   * its thread, is taken (two starts racing for a thread's next turn: one wins).
+   */
   readonly create: (
     threadId: ThreadId,
     workflow: string,
     checkpoint: Checkpoint,
-    events: ReadonlyArray<WorkflowEvent>
+    events: ReadonlyArray<WorkflowEvent>,
+    placement?: Placement
   ) => Effect.Effect<void, RunExists>
   /** Keeps one node's update (with its events) until its step's checkpoint is saved. */
   readonly saveWrite: (
@@ -76,7 +94,8 @@ export interface Service {
   ) => Effect.Effect<void>
   /**
    * Moves a run to `status` (with its events) only if that is a legal move from where
-   * it is (see `canMove`): a late writer never turns a finished run into another.
+   * it is (see `canMove`) and no later run superseded it: a late writer never turns a
+   * finished run into another.
    * Tells whether the move happened.
    */
   readonly setStatus: (
@@ -85,6 +104,25 @@ export interface Service {
     events: ReadonlyArray<WorkflowEvent>,
     error?: string
   ) => Effect.Effect<boolean>
+  /**
+   * Stops a run that has not ended for good, because the later run `by` of its thread
+   * took its place: it becomes `status` (`interrupted`, kept; `cancelled`, rolled back)
+   * with `supersededBy`, and no move applies to it after. Tells whether it was moved.
+   */
+  readonly supersede: (
+    threadId: ThreadId,
+    by: ThreadId,
+    status: "interrupted" | "cancelled",
+    events: ReadonlyArray<WorkflowEvent>
+  ) => Effect.Effect<boolean>
+  /**
+   * Drops a run's checkpoints, pending writes and events (a rollback): its record stays,
+   * with its status, so its id is not reused and nothing resumes it. A missing run is left
+   * missing.
+   */
+  readonly clear: (threadId: ThreadId) => Effect.Effect<void>
+  /** The runs of `thread`, in their order there (by turn). */
+  readonly threadRuns: (thread: ThreadId) => Effect.Effect<ReadonlyArray<RunRecord>>
   /**
    * Adds what a node's model calls spent to the run's `usage`, whether the node finished or
    * not: tokens spent are spent. A missing run is left missing.
@@ -129,6 +167,8 @@ const byCreation = Order.combine(
   Order.mapInput(Order.string, (run: RunRecord) => run.threadId)
 )
 
+const byTurn = Order.mapInput(Order.number, (run: RunRecord) => run.turn ?? 1)
+
 const byNode = Order.mapInput(Order.string, (write: PendingWrite) => write.node)
 
 /** The store over a `Ref`: each operation is one pure update of every run, so each is atomic like a transaction. */
@@ -146,13 +186,19 @@ export const makeMemory: Effect.Effect<Service> = Effect.map(Ref.make<Runs>(Hash
     )
 
   return {
-    create: (threadId, workflow, checkpoint, events) =>
+    create: (threadId, workflow, checkpoint, events, placement) =>
       modify((runs, now): readonly [boolean, Runs] => {
-        if (HashMap.has(runs, threadId)) return [false, runs]
+        const thread = placement?.thread ?? threadId
+        const turn = placement?.turn ?? 1
+        const taken = HashMap.has(runs, threadId) ||
+          Iterable.some(HashMap.values(runs), ({ record }) => record.thread === thread && record.turn === turn)
+        if (taken) return [false, runs]
         const record = new RunRecord({
           threadId,
+          thread,
+          turn,
           workflow,
-          status: "running",
+          status: placement?.status ?? "running",
           step: checkpoint.step,
           createdAt: now,
           updatedAt: now
@@ -179,11 +225,34 @@ export const makeMemory: Effect.Effect<Service> = Effect.map(Ref.make<Runs>(Hash
     setStatus: (threadId, status, events, error) =>
       modify((runs, now): readonly [boolean, Runs] => {
         const found = HashMap.get(runs, threadId)
-        if (Option.isNone(found) || !canMove(found.value.record.status, status)) return [false, runs]
+        if (
+          Option.isNone(found) || found.value.record.supersededBy !== undefined ||
+          !canMove(found.value.record.status, status)
+        ) return [false, runs]
         const run = found.value
         const record = moved(run.record, now, status, error)
         return [true, HashMap.set(runs, threadId, { ...run, record, events: appendEvents(run.events, events) })]
       }),
+    supersede: (threadId, by, status, events) =>
+      modify((runs, now): readonly [boolean, Runs] => {
+        const found = HashMap.get(runs, threadId)
+        if (Option.isNone(found) || isOver(found.value.record)) return [false, runs]
+        const run = found.value
+        const record = new RunRecord({ ...moved(run.record, now, status, undefined), supersededBy: by })
+        return [true, HashMap.set(runs, threadId, { ...run, record, events: appendEvents(run.events, events) })]
+      }),
+    clear: (threadId) =>
+      update(threadId, (run, now) => ({
+        ...run,
+        record: touched(run.record, now),
+        writes: [],
+        events: Chunk.empty()
+      })),
+    threadRuns: (thread) =>
+      Effect.map(
+        Ref.get(ref),
+        (runs) => [...HashMap.values(runs)].map((run) => run.record).filter((run) => run.thread === thread).sort(byTurn)
+      ),
     addUsage: (threadId, usage) =>
       update(threadId, (run, now) => ({
         ...run,

@@ -24,8 +24,20 @@ export const ThreadIdText = Schema.String.pipe(
 export const ThreadId = ThreadIdText.pipe(Schema.brand("ThreadId"))
 export type ThreadId = typeof ThreadId.Type
 
-/** `waiting`: a node asked a person for a value (an interrupt) and the run waits for it to be resumed with one. */
-export const RunStatus = Schema.Literal("running", "waiting", "finished", "failed", "interrupted", "cancelled")
+/**
+ * `waiting`: a node asked a person for a value (an interrupt) and the run waits for it to
+ * be resumed with one. `queued`: the run was started on a busy thread (`enqueue`) and
+ * waits for the thread's earlier runs to end.
+ */
+export const RunStatus = Schema.Literal(
+  "queued",
+  "running",
+  "waiting",
+  "finished",
+  "failed",
+  "interrupted",
+  "cancelled"
+)
 export type RunStatus = typeof RunStatus.Type
 
 /** The run went past its graph's step limit. */
@@ -161,7 +173,16 @@ export const isTerminal = (event: WorkflowEvent): event is WorkflowFinished | Wo
   event._tag === "WorkflowFinished" || event._tag === "WorkflowFailed"
 
 export class RunRecord extends Schema.Class<RunRecord>("RunRecord")({
+  /** The run's own id (what `/v1/runs/:id` names): a thread's first run has the thread's id. */
   threadId: ThreadId,
+  /** The thread the run belongs to, and its place there (1 for the first run); stores always fill both. */
+  thread: Schema.optional(ThreadId),
+  turn: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  /**
+   * The later run of its thread that stopped this one (`multitask: "interrupt"`): the run
+   * stays `interrupted` for good, and is never resumed.
+   */
+  supersededBy: Schema.optional(ThreadId),
   workflow: Schema.String,
   status: RunStatus,
   /** The step the run's last checkpoint is at. */
@@ -174,6 +195,14 @@ export class RunRecord extends Schema.Class<RunRecord>("RunRecord")({
   /** The interrupts the run waits on (while `waiting`): resume each by its key. */
   waiting: Schema.optional(Schema.Array(Interrupted))
 }) {}
+
+/**
+ * A run that ended for good: finished, failed, cancelled, or stopped by a later run of its
+ * thread. Nothing resumes it, and a thread's queued runs go on past it.
+ */
+export const isOver = (run: RunRecord): boolean =>
+  run.status === "finished" || run.status === "failed" || run.status === "cancelled" ||
+  run.supersededBy !== undefined
 
 /** The interrupts of a history still waiting for a value: asked, and not resumed since (one per key). */
 export const pendingInterrupts = (events: Iterable<WorkflowEvent>): ReadonlyArray<Interrupted> => {

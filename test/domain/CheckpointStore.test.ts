@@ -29,14 +29,22 @@ describe("run status moves", () => {
     assert.isFalse(canMove("failed", "finished"))
   })
 
+  it("a queued run either starts or is cancelled, and no run moves back to the queue", () => {
+    for (const to of statuses) {
+      assert.strictEqual(canMove("queued", to), to === "running" || to === "cancelled", `queued -> ${to}`)
+      assert.isFalse(canMove(to, "queued"), `${to} -> queued`)
+    }
+  })
+
   it.prop(
-    "any sequence of attempted moves never leaves a terminal status",
-    [fc.array(fc.constantFrom(...statuses), { maxLength: 30 })],
-    ([attempts]) => {
-      let status: RunStatus = "running"
+    "any sequence of attempted moves, from a run's start (running or queued), never leaves a terminal status",
+    [fc.constantFrom<RunStatus>("running", "queued"), fc.array(fc.constantFrom(...statuses), { maxLength: 30 })],
+    ([start, attempts]) => {
+      let status = start
       let ended = false
       for (const to of attempts) {
         if (canMove(status, to)) {
+          assert.notStrictEqual(to, "queued", `moved ${status} -> queued`)
           assert.isFalse(ended, `moved ${status} -> ${to} after the run ended`)
           status = to
         }

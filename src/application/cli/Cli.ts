@@ -2,7 +2,7 @@
  * The `loom` command line, on @effect/cli: `serve` (also what a bare `loom` does),
  * `tools`, `run workflow|agent <name> <input>` in this process with live progress (and
  * questions answered at the terminal when a run waits for a person), and
- * `runs list|show|follow|resume|history|fork|cancel` against a running service over HTTP. Every command
+ * `runs list|start|show|follow|resume|history|fork|cancel` against a running service over HTTP. Every command
  * has `--help`; bad usage prints the command's help and exits 2 (`exitCode`).
  *
  * Options that configure the service (`--port`, `--data-dir`, `--simulator`, ...) are
@@ -20,6 +20,7 @@ import { AgentEvent } from "../../domain/Agent.js"
 import type { ToolDefinition } from "../../domain/Tool.js"
 import type { Interrupted } from "../../domain/Workflow.js"
 import { WorkflowEvent } from "../../domain/Workflow.js"
+import { Multitask } from "../RunRequests.js"
 import * as TerminalAnswer from "./Answer.js"
 import * as Progress from "./Progress.js"
 import * as RunsClient from "./RunsClient.js"
@@ -197,6 +198,31 @@ export const make = <E, R>(local: Local<E, R>) => {
       Command.make("list", { url, json }, (o) => RunsClient.list(o.url, o.json)).pipe(
         Command.withDescription("List the service's runs")
       ),
+      Command.make(
+        "start",
+        {
+          url,
+          json,
+          kind: Args.text({ name: "kind" }).pipe(
+            Args.withSchema(Schema.Literal("workflow", "agent")),
+            Args.withDescription("workflow or agent")
+          ),
+          name: Args.text({ name: "name" }),
+          input: Options.text("input").pipe(Options.withDescription("the run's input text")),
+          thread: Options.text("thread").pipe(
+            Options.withDescription("the thread to run on (default: a new one)"),
+            Options.optional
+          ),
+          multitask: Options.text("multitask").pipe(
+            Options.withSchema(Multitask),
+            Options.withDescription(
+              "when the thread has a run: reject (the default), enqueue behind it, interrupt it, or roll it back"
+            ),
+            Options.optional
+          )
+        },
+        (o) => RunsClient.start(o.url, o, o.json)
+      ).pipe(Command.withDescription("Start a run on the service; prints its id")),
       Command.make("show", { url, json, id }, (o) => RunsClient.show(o.url, o.id, o.json)).pipe(
         Command.withDescription("Show one run")
       ),
@@ -257,7 +283,7 @@ export const make = <E, R>(local: Local<E, R>) => {
 const subcommands: Readonly<Record<string, ReadonlyArray<string>>> = {
   loom: ["serve", "tools", "run", "runs"],
   run: ["workflow", "agent"],
-  runs: ["list", "show", "follow", "resume", "history", "fork", "cancel"]
+  runs: ["list", "start", "show", "follow", "resume", "history", "fork", "cancel"]
 }
 
 /** `loom runs shwo x` -> ["runs"]: the command path a command line names, as far as it is valid. */

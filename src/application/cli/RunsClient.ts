@@ -11,6 +11,7 @@ import * as Usage from "../../domain/Usage.js"
 import type { RunRecord } from "../../domain/Workflow.js"
 import { RunNotFound, WorkflowEvent } from "../../domain/Workflow.js"
 import { LoomApi } from "../http/Api.js"
+import type { Multitask } from "../RunRequests.js"
 import * as Progress from "./Progress.js"
 
 /** No service answered at `url`. */
@@ -47,7 +48,7 @@ const printJson = (value: unknown) => Console.log(JSON.stringify(value))
 
 export const list = (url: string, json: boolean) =>
   client(url).pipe(
-    Effect.flatMap((api) => api.runs.list()),
+    Effect.flatMap((api) => api.runs.list({ urlParams: {} })),
     Effect.flatMap((runs) => json ? printJson(runs) : table(runs)),
     Effect.catchTags({ RequestError: unreachable(url) })
   )
@@ -111,6 +112,32 @@ export const history = (url: string, id: string, json: boolean) =>
     ),
     Effect.catchTags({ RequestError: unreachable(url) })
   )
+
+/** A new run on the service, on `thread` when given, as `multitask` says when that thread has one already. */
+export const start = (
+  url: string,
+  request: {
+    readonly kind: "workflow" | "agent"
+    readonly name: string
+    readonly input: string
+    readonly thread: Option.Option<string>
+    readonly multitask: Option.Option<Multitask>
+  },
+  json: boolean
+) =>
+  Effect.gen(function*() {
+    const api = yield* client(url)
+    const started = yield* api.runs.start({
+      payload: {
+        kind: request.kind,
+        name: request.name,
+        input: request.input,
+        ...Option.match(request.thread, { onNone: () => ({}), onSome: (threadId) => ({ threadId }) }),
+        ...Option.match(request.multitask, { onNone: () => ({}), onSome: (multitask) => ({ multitask }) })
+      }
+    })
+    yield* json ? printJson(started) : Console.log(started.threadId)
+  }).pipe(Effect.catchTags({ RequestError: unreachable(url) }))
 
 /** A new run from the checkpoint at `step`, with `state` (JSON) merged in. */
 export const fork = (url: string, id: string, step: number, state: Option.Option<string>, json: boolean) =>

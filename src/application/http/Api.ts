@@ -16,7 +16,7 @@ import * as Fs from "node:fs"
 import { QueueFull } from "../../domain/Errors.js"
 import { Check } from "../../domain/Health.js"
 import { ToolResult } from "../../domain/ToolResult.js"
-import { RunExists, RunNotFound, RunRecord } from "../../domain/Workflow.js"
+import { RunExists, RunNotFound, RunRecord, ThreadIdText } from "../../domain/Workflow.js"
 import {
   ForkRequest,
   HistoryEntry,
@@ -44,7 +44,14 @@ const id = HttpApiSchema.param(
   Schema.String.annotations({ description: "The run's thread id (an id no run can have is a 404)" })
 )
 
-export const RunStarted = Schema.Struct({ threadId: Schema.String }).annotations({ identifier: "RunStarted" })
+export const RunStarted = Schema.Struct({
+  threadId: Schema.String.annotations({ description: "the run's id (a thread's first run has the thread's id)" })
+}).annotations({ identifier: "RunStarted" })
+
+/** `GET /v1/runs?thread=...`: one thread's runs. */
+export const RunsQuery = Schema.Struct({ thread: Schema.optional(ThreadIdText) }).annotations({
+  identifier: "RunsQuery"
+})
 
 /** The Last-Event-ID a reconnecting EventSource sends: the seq of the last event it got. */
 export const LastEventId = Schema.compose(
@@ -80,13 +87,18 @@ export class Runs extends HttpApiGroup.make("runs")
       .annotateContext(documented(
         "Start a run",
         "Starts the coding workflow or the assistant agent in the background and answers once it has begun, with " +
-          "its thread id. A thread id already in use is a 409; more runs than LOOM_MAX_RUNS at once a 429 with " +
-          "Retry-After."
+          "the run's id (a thread's first run has the thread's id). A thread id already in use is a 409 unless " +
+          "`multitask` says otherwise: `enqueue` queues the run behind the thread's runs, `interrupt` stops them " +
+          "(kept as interrupted) and `rollback` cancels them and removes their checkpoints, the new run starting at " +
+          "once. More runs than LOOM_MAX_RUNS at once is a 429 with Retry-After."
       ))
   )
   .add(
-    HttpApiEndpoint.get("list", "/v1/runs").addSuccess(Schema.Array(RunRecord)).annotateContext(
-      documented("List runs", "Every run the service has, with its status, step and usage.")
+    HttpApiEndpoint.get("list", "/v1/runs").setUrlParams(RunsQuery).addSuccess(Schema.Array(RunRecord)).annotateContext(
+      documented(
+        "List runs",
+        "Every run the service has, with its status, step and usage; with `thread`, that thread's runs in turn order."
+      )
     )
   )
   .add(

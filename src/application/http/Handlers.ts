@@ -44,7 +44,7 @@ const RunsLive = HttpApiBuilder.group(LoomApi, "runs", (handlers) =>
     const runs = yield* RunManager
     return handlers
       .handle("start", ({ payload }) => Effect.map(runs.start(payload), (threadId) => ({ threadId })))
-      .handle("list", () => runs.list)
+      .handle("list", ({ urlParams }) => urlParams.thread === undefined ? runs.list : runs.thread(urlParams.thread))
       .handle("get", ({ path }) => runs.get(path.id))
       .handle("resume", ({ path, payload }) => runs.resume(path.id, payload))
       .handle("history", ({ path }) => runs.history(path.id))

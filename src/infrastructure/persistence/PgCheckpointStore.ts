@@ -20,10 +20,11 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
 import { canMove, Checkpoint, CheckpointStore, PendingWrite } from "../../domain/CheckpointStore.js"
-import type { StoredEvent } from "../../domain/CheckpointStore.js"
+import type { Placement, StoredEvent } from "../../domain/CheckpointStore.js"
 import { Usage } from "../../domain/Usage.js"
 import {
   CheckpointCorrupt,
+  isOver,
   RunExists,
   RunNotFound,
   RunRecord,
@@ -76,6 +77,17 @@ export const migrations = Migrator.fromRecord({
       event TEXT NOT NULL,
       PRIMARY KEY (thread_id, seq)
     )`
+  }),
+  // a run's thread and turn there, and the later run that stopped it; each run so far is the first of its own thread.
+  // `thread` stays nullable, as in SQLite: a process of the previous version, sharing the database during an upgrade,
+  // still inserts runs without one, and NULL reads as the run's own id
+  "0002_run_threads": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE loom_runs ADD COLUMN thread TEXT COLLATE "C"`
+    yield* sql`ALTER TABLE loom_runs ADD COLUMN turn INTEGER NOT NULL DEFAULT 1`
+    yield* sql`ALTER TABLE loom_runs ADD COLUMN superseded_by TEXT COLLATE "C"`
+    yield* sql`UPDATE loom_runs SET thread = thread_id`
+    yield* sql`CREATE UNIQUE INDEX loom_runs_thread_turn ON loom_runs (thread, turn)`
   })
 })
 
@@ -100,6 +112,9 @@ const Amount = Schema.NullOr(Schema.NonNegative)
 
 const RunRow = Schema.Struct({
   thread_id: ThreadId,
+  thread: Schema.NullOr(ThreadId),
+  turn: Schema.Int.pipe(Schema.positive()),
+  superseded_by: Schema.NullOr(ThreadId),
   workflow: Schema.String,
   status: RunStatus,
   step: Schema.NonNegativeInt,
@@ -133,12 +148,14 @@ const decodeRuns = Schema.decodeUnknown(Schema.Array(RunRow))
 const decodeCheckpoints = Schema.decodeUnknown(Schema.Array(CheckpointRow))
 const decodeWrites = Schema.decodeUnknown(Schema.Array(WriteRow))
 const decodeEvents = Schema.decodeUnknown(Schema.Array(EventRow))
-const decodeStatus = Schema.decodeUnknown(Schema.Array(Schema.Struct({ status: RunStatus })))
+const decodeMove = Schema.decodeUnknown(
+  Schema.Array(Schema.Struct({ status: RunStatus, superseded_by: Schema.NullOr(Schema.String) }))
+)
 const decodeLastSeq = Schema.decodeUnknown(Schema.Array(Schema.Struct({ last_seq: Count })))
 const encodeEvent = Schema.encodeSync(Schema.parseJson(WorkflowEvent))
 
 const runColumns =
-  "thread_id, workflow, status, step, error, created_at, updated_at, calls, prompt_tokens, completion_tokens, " +
+  "thread_id, thread, turn, superseded_by, workflow, status, step, error, created_at, updated_at, calls, prompt_tokens, completion_tokens, " +
   "total_ms, prompt_ms, completion_ms, cost_usd"
 
 const corrupt = (threadId: string) => (error: { readonly message: string }) =>
@@ -147,6 +164,9 @@ const corrupt = (threadId: string) => (error: { readonly message: string }) =>
 const toRecord = (row: typeof RunRow.Type) =>
   new RunRecord({
     threadId: row.thread_id,
+    thread: row.thread ?? row.thread_id,
+    turn: row.turn,
+    ...(row.superseded_by === null ? {} : { supersededBy: row.superseded_by }),
     workflow: row.workflow,
     status: row.status,
     step: row.step,
@@ -273,22 +293,40 @@ export const make: Effect.Effect<CheckpointStore["Type"], SqlError | Migrator.Mi
     // one snapshot for the run, its checkpoint and that step's writes, whatever other processes commit meanwhile
     const snapshot = transaction(sql, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
-    const findRun = (run: Statement, threadId: ThreadId) =>
-      run(`SELECT ${runColumns} FROM loom_runs WHERE thread_id = $1`, [threadId]).pipe(
+    /** The run's record; `lock` (` FOR UPDATE`) holds its row until the transaction ends. */
+    const findRun = (run: Statement, threadId: ThreadId, lock = "") =>
+      run(`SELECT ${runColumns} FROM loom_runs WHERE thread_id = $1${lock}`, [threadId]).pipe(
         Effect.flatMap((rows) => Effect.mapError(decodeRuns(rows), corrupt(threadId))),
         Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), toRecord))
       )
 
     const create = Effect.fn("PgCheckpointStore.create")(
-      function*(threadId: ThreadId, workflow: string, checkpoint: Checkpoint, events: ReadonlyArray<WorkflowEvent>) {
+      function*(
+        threadId: ThreadId,
+        workflow: string,
+        checkpoint: Checkpoint,
+        events: ReadonlyArray<WorkflowEvent>,
+        placement?: Placement
+      ) {
         const now = yield* Clock.currentTimeMillis
         return yield* write((run) =>
           Effect.gen(function*() {
-            // waits for a concurrent create of the same id to commit, then inserts nothing
+            // waits for a concurrent create of the same id, or of the same place in the thread (no conflict target:
+            // the primary key and the (thread, turn) index both count), to commit, then inserts nothing
             const inserted = yield* run(
-              `INSERT INTO loom_runs (thread_id, workflow, status, step, error, created_at, updated_at, last_seq)
-              VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6) ON CONFLICT (thread_id) DO NOTHING RETURNING thread_id`,
-              [threadId, workflow, checkpoint.step, now, now, events.length]
+              `INSERT INTO loom_runs
+              (thread_id, thread, turn, workflow, status, step, error, created_at, updated_at, last_seq)
+              VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7, $8) ON CONFLICT DO NOTHING RETURNING thread_id`,
+              [
+                threadId,
+                placement?.thread ?? threadId,
+                placement?.turn ?? 1,
+                workflow,
+                placement?.status ?? "running",
+                checkpoint.step,
+                now,
+                events.length
+              ]
             )
             if (inserted.length === 0) return yield* new RunExists({ threadId })
             yield* upsertCheckpoint(run, threadId, checkpoint)
@@ -330,13 +368,55 @@ export const make: Effect.Effect<CheckpointStore["Type"], SqlError | Migrator.Mi
       (threadId: ThreadId, status: RunStatus, events: ReadonlyArray<WorkflowEvent>, error?: string) =>
         write((run) =>
           Effect.gen(function*() {
-            // locked, so the status checked is the one the move replaces
-            const [row] = yield* run("SELECT status FROM loom_runs WHERE thread_id = $1 FOR UPDATE", [threadId]).pipe(
-              Effect.flatMap(decodeStatus)
-            )
-            if (row === undefined || !canMove(row.status, status)) return false
+            // locked, so the status checked is the one the move replaces, and no supersede lands in between
+            const [row] = yield* run(
+              "SELECT status, superseded_by FROM loom_runs WHERE thread_id = $1 FOR UPDATE",
+              [threadId]
+            ).pipe(Effect.flatMap(decodeMove))
+            if (row === undefined || row.superseded_by !== null || !canMove(row.status, status)) return false
             return yield* touch(run, threadId, events, ", status = $4, error = $5", [status, error ?? null])
           })
+        ),
+      Effect.orDie
+    )
+
+    const supersede = Effect.fn("PgCheckpointStore.supersede")(
+      (threadId: ThreadId, by: ThreadId, status: "interrupted" | "cancelled", events: ReadonlyArray<WorkflowEvent>) =>
+        write((run) =>
+          Effect.gen(function*() {
+            // locked and read whole, so whether the run is over is `isOver`'s to say, of the row this moves
+            const found = yield* findRun(run, threadId, " FOR UPDATE")
+            if (Option.isNone(found) || isOver(found.value)) return false
+            return yield* touch(run, threadId, events, ", status = $4, error = NULL, superseded_by = $5", [status, by])
+          })
+        ),
+      Effect.orDie
+    )
+
+    const clear = Effect.fn("PgCheckpointStore.clear")(
+      (threadId: ThreadId) =>
+        write((run) =>
+          Effect.gen(function*() {
+            // the row first: a save to the run waits for the rollback, and none lands between its deletes.
+            // `last_seq` stays, so events appended after it never reuse a number a reader has seen
+            if (!(yield* touch(run, threadId, []))) return
+            yield* run("DELETE FROM loom_checkpoints WHERE thread_id = $1", [threadId])
+            yield* run("DELETE FROM loom_writes WHERE thread_id = $1", [threadId])
+            yield* run("DELETE FROM loom_events WHERE thread_id = $1", [threadId])
+          })
+        ),
+      Effect.orDie
+    )
+
+    const threadRuns = Effect.fn("PgCheckpointStore.threadRuns")(
+      (thread: ThreadId) =>
+        read((run) =>
+          // a NULL thread (a run inserted by a process of the previous version) is the run's own
+          run(
+            `SELECT ${runColumns} FROM loom_runs
+            WHERE thread = $1 OR (thread IS NULL AND thread_id = $1) ORDER BY turn, thread_id`,
+            [thread]
+          ).pipe(Effect.flatMap(decodeRuns), Effect.map((rows) => rows.map(toRecord)))
         ),
       Effect.orDie
     )
@@ -415,6 +495,9 @@ export const make: Effect.Effect<CheckpointStore["Type"], SqlError | Migrator.Mi
       saveWrite,
       saveCheckpoint,
       setStatus,
+      supersede,
+      clear,
+      threadRuns,
       addUsage,
       load,
       getRun,

@@ -23,6 +23,7 @@ import type { StoredEvent } from "../../domain/CheckpointStore.js"
 import { add, Usage } from "../../domain/Usage.js"
 import {
   CheckpointCorrupt,
+  isOver,
   RunExists,
   RunNotFound,
   RunRecord,
@@ -83,6 +84,16 @@ export const migrations = Migrator.fromRecord({
     yield* sql`UPDATE runs SET last_seq = COALESCE(
       (SELECT MAX(seq) FROM events WHERE events.thread_id = runs.thread_id), 0
     )`
+  }),
+  // a run's thread and turn there, and the later run that stopped it; each run so far is the first of its own thread.
+  // `thread` stays nullable (SQLite adds no column whose default is another column): NULL reads as the run's own id
+  "0004_run_threads": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE runs ADD COLUMN thread TEXT`
+    yield* sql`ALTER TABLE runs ADD COLUMN turn INTEGER NOT NULL DEFAULT 1`
+    yield* sql`ALTER TABLE runs ADD COLUMN superseded_by TEXT`
+    yield* sql`UPDATE runs SET thread = thread_id`
+    yield* sql`CREATE UNIQUE INDEX runs_thread_turn ON runs (thread, turn)`
   })
 })
 
@@ -91,6 +102,9 @@ const busyTimeoutMillis = 5000
 
 interface RunRow {
   readonly thread_id: string
+  readonly thread: string | null
+  readonly turn: number
+  readonly superseded_by: string | null
   readonly workflow: string
   readonly status: string
   readonly step: number
@@ -121,6 +135,9 @@ const Amount = Schema.NullOr(Schema.NonNegative)
 
 const RunRow = Schema.Struct({
   thread_id: ThreadId,
+  thread: Schema.NullOr(ThreadId),
+  turn: Schema.Int.pipe(Schema.positive()),
+  superseded_by: Schema.NullOr(ThreadId),
   workflow: Schema.String,
   status: RunStatus,
   step: Schema.NonNegativeInt,
@@ -159,6 +176,9 @@ const toRecord = (threadId: string, row: RunRow) =>
     Effect.map((r) =>
       new RunRecord({
         threadId: r.thread_id,
+        thread: r.thread ?? r.thread_id,
+        turn: r.turn,
+        ...(r.superseded_by === null ? {} : { supersededBy: r.superseded_by }),
         workflow: r.workflow,
         status: r.status,
         step: r.step,
@@ -224,6 +244,7 @@ type RunFields =
     readonly status?: string
     readonly step?: number
     readonly error?: string | null
+    readonly superseded_by?: string
   }
   & Partial<ReturnType<typeof usageColumns>>
 
@@ -243,6 +264,12 @@ const touch = (run: Statement, threadId: string, fields: RunFields, events: Read
     )
     if (row !== undefined) yield* appendEvents(run, threadId, row.last_seq - events.length + 1, events)
   })
+
+/** A statement refused by a PRIMARY KEY or UNIQUE constraint (better-sqlite3's error codes). */
+const isUniqueViolation = (error: SqlError) => {
+  const code = (error.cause as { readonly code?: unknown } | undefined)?.code
+  return code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE"
+}
 
 const findRun = (sql: SqlClient.SqlClient) => (threadId: ThreadId) =>
   sql<RunRow>`SELECT * FROM runs WHERE thread_id = ${threadId}`.pipe(
@@ -289,17 +316,28 @@ export const make = Effect.gen(function*() {
   const write = writing(sql)
   const find = findRun(sql)
 
-  const create: CheckpointStore["Type"]["create"] = (threadId, workflow, checkpoint, events) =>
+  /**
+   * Checks the id and the place in the thread under the write lock, so of two creates
+   * racing for a thread's next turn the second sees the first's row. The unique index
+   * backs the check: should the INSERT still hit it, that is RunExists too, not a defect.
+   */
+  const create: CheckpointStore["Type"]["create"] = (threadId, workflow, checkpoint, events, placement) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       write((run) =>
         Effect.gen(function*() {
-          const existing = yield* run("SELECT 1 FROM runs WHERE thread_id = ?", [threadId])
+          const thread = placement?.thread ?? threadId
+          const turn = placement?.turn ?? 1
+          const existing = yield* run("SELECT 1 FROM runs WHERE thread_id = ? OR (thread = ? AND turn = ?)", [
+            threadId,
+            thread,
+            turn
+          ])
           if (existing.length > 0) return yield* new RunExists({ threadId })
           yield* run(
-            `INSERT INTO runs (thread_id, workflow, status, step, error, created_at, updated_at, last_seq)
-            VALUES (?, ?, 'running', ?, NULL, ?, ?, ?)`,
-            [threadId, workflow, checkpoint.step, now, now, events.length]
-          )
+            `INSERT INTO runs (thread_id, thread, turn, workflow, status, step, error, created_at, updated_at, last_seq)
+            VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)`,
+            [threadId, thread, turn, workflow, placement?.status ?? "running", checkpoint.step, now, now, events.length]
+          ).pipe(Effect.catchIf(isUniqueViolation, () => Effect.fail(new RunExists({ threadId }))))
           yield* insertCheckpoint(run, threadId, checkpoint)
           yield* appendEvents(run, threadId, 1, events)
         })
@@ -330,14 +368,46 @@ export const make = Effect.gen(function*() {
   const setStatus: CheckpointStore["Type"]["setStatus"] = (threadId, status, events, error) =>
     write((run) =>
       Effect.gen(function*() {
-        const [row] = yield* run<{ readonly status: RunStatus }>("SELECT status FROM runs WHERE thread_id = ?", [
-          threadId
-        ])
-        if (row === undefined || !canMove(row.status, status)) return false
+        const [row] = yield* run<{ readonly status: RunStatus; readonly superseded_by: string | null }>(
+          "SELECT status, superseded_by FROM runs WHERE thread_id = ?",
+          [threadId]
+        )
+        if (row === undefined || row.superseded_by !== null || !canMove(row.status, status)) return false
         yield* touch(run, threadId, { status, error: error ?? null }, events)
         return true
       })
     ).pipe(Effect.orDie)
+
+  /** Whether the run is over is `isOver`'s to say, so the row is read whole, inside the transaction that moves it. */
+  const supersede: CheckpointStore["Type"]["supersede"] = (threadId, by, status, events) =>
+    write((run) =>
+      Effect.gen(function*() {
+        const [row] = yield* run<RunRow>("SELECT * FROM runs WHERE thread_id = ?", [threadId])
+        if (row === undefined || isOver(yield* toRecord(threadId, row))) return false
+        yield* touch(run, threadId, { status, error: null, superseded_by: by }, events)
+        return true
+      })
+    ).pipe(Effect.orDie)
+
+  /** `last_seq` is left as it is, so events appended after a rollback never reuse a number a reader has seen. */
+  const clear: CheckpointStore["Type"]["clear"] = (threadId) =>
+    write((run) =>
+      Effect.gen(function*() {
+        yield* run("DELETE FROM checkpoints WHERE thread_id = ?", [threadId])
+        yield* run("DELETE FROM writes WHERE thread_id = ?", [threadId])
+        yield* run("DELETE FROM events WHERE thread_id = ?", [threadId])
+        yield* touch(run, threadId, {})
+      })
+    ).pipe(Effect.orDie)
+
+  /** A NULL thread (a row written before threads, by an older process) is the run's own. */
+  const threadRuns: CheckpointStore["Type"]["threadRuns"] = (thread) =>
+    sql<RunRow>`
+      SELECT * FROM runs WHERE thread = ${thread} OR (thread IS NULL AND thread_id = ${thread}) ORDER BY turn, thread_id
+    `.pipe(
+      Effect.orDie,
+      Effect.flatMap((rows) => Effect.forEach(rows, (row) => Effect.orDie(toRecord(row.thread_id, row))))
+    )
 
   const addUsage: CheckpointStore["Type"]["addUsage"] = (threadId, usage) =>
     write((run) =>
@@ -380,6 +450,9 @@ export const make = Effect.gen(function*() {
     saveWrite,
     saveCheckpoint,
     setStatus,
+    supersede,
+    clear,
+    threadRuns,
     addUsage,
     load,
     getRun,

@@ -118,7 +118,7 @@ layer(Postgres.layer, { excludeTestServices: true, timeout: "60 seconds" })("PgC
         const stores = yield* Effect.all([processOn(url), processOn(url), processOn(url)], { concurrency: "unbounded" })
         const sql = yield* sqlOn(url)
         const migrations = yield* sql<{ readonly name: string }>`SELECT name FROM loom_migrations ORDER BY migration_id`
-        assert.deepStrictEqual(migrations.map((m) => m.name), ["checkpoint_store"])
+        assert.deepStrictEqual(migrations.map((m) => m.name), ["checkpoint_store", "run_threads"])
         const t = ThreadId.make("t")
         yield* stores[0]!.create(t, "w", first, [])
         assert.strictEqual((yield* stores[2]!.getRun(t)).workflow, "w")
