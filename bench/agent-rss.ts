@@ -1,16 +1,20 @@
-/** Child of `agent.runs-10k-rss`: runs one side once and prints its peak RSS growth in MB. */
-import { agents, handRuns, loomRuns } from "./agent.js"
+/** Child of `agent.runs-10k-rss`: runs one side (loom, hand or floor) once and prints its peak RSS growth in MB. */
+import { Effect } from "effect"
+import { agents, handRuns, loomRuns, runs } from "./agent.js"
+import * as floors from "./floors.js"
 
 const side = process.argv[2]
 const runtime = agents()
+const once = (n: number) =>
+  side === "loom" ? loomRuns(runtime, n) : side === "floor" ? Effect.runPromise(floors.agentRuns(n, 10)) : handRuns(n)
 // warm the code paths on a few runs, so the measure is of the 10,000, not of loading modules
-await (side === "loom" ? loomRuns(runtime, 10) : handRuns(10))
+await once(10)
 const before = process.memoryUsage().rss
 let peak = before
 const sampler = setInterval(() => {
   peak = Math.max(peak, process.memoryUsage().rss)
 }, 5)
-await (side === "loom" ? loomRuns(runtime) : handRuns())
+await once(runs)
 peak = Math.max(peak, process.memoryUsage().rss)
 clearInterval(sampler)
 await runtime.dispose()

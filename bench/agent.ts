@@ -90,9 +90,9 @@ export const runs10k: Scenario = {
   id: "agent.runs-10k",
   unit: "ms",
   better: "lower",
-  // each Loom run takes ~12 s here: few runs keep the whole bench under 5 minutes
-  warmups: 0,
-  runs: 3,
+  // a Loom run takes ~3 s here and its time swings with GC: five runs after one warm-up, the median kept
+  warmups: 1,
+  runs: 5,
   setup: async () => {
     runtime = agents()
   },
@@ -106,7 +106,7 @@ export const runs10k: Scenario = {
 
 const child = fileURLToPath(new URL("./agent-rss.js", import.meta.url))
 /** Peak RSS growth (MB) of one side, in a fresh process. */
-const peakMb = (side: "loom" | "hand") =>
+const peakMb = (side: "loom" | "hand" | "floor") =>
   Promise.resolve(
     Number(execFileSync(process.execPath, [child, side], { encoding: "utf8" }).trim())
   )
@@ -118,7 +118,9 @@ export const runs10kRss: Scenario = {
   warmups: 0,
   runs: 2,
   loom: () => peakMb("loom"),
-  baseline: () => peakMb("hand")
+  baseline: () => peakMb("hand"),
+  // the cheapest Effect program with the same fibers alive at once (three per run)
+  floor: () => peakMb("floor")
 }
 
 /** Nodes in the linear workflow, each its own step, so each checkpointed. */

@@ -187,7 +187,8 @@ const runCalls = (
   Effect.flatMap(Durability.Durability, (durability) => {
     const concurrency = agent.toolConcurrency ?? 4
     const asks = agent.approval !== undefined && calls.some((call) => ToolApproval.needed(agent, call))
-    if (!durability.durable && !asks) return ports.executor.executeParallel(calls, { concurrency })
+    // the run's span covers the batch: the executor adds none of its own
+    if (!durability.durable && !asks) return ports.executor.executeParallel(calls, { concurrency, span: false })
     const execute = (call: ToolCall) =>
       durability.durable
         ? durability.run({

@@ -69,6 +69,13 @@ export interface CallOptions {
   /** Per-attempt deadline for tools that declare none (default `Timeouts["tool.default"]`). */
   readonly timeout?: Duration.DurationInput
   readonly onError?: (call: ToolCall, error: ToolError) => Effect.Effect<void>
+  /**
+   * Whether the batch gets a span of its own (default true). A caller whose own span
+   * already covers the batch (an agent run's) turns it off: a span is a new Context for
+   * the batch's fibers, which keeps about 4.6 KB per batch alive while its calls run
+   * (10,000 agent runs at once: 43.3 KB per run with it, 38.7 without; the floor is 32.7).
+   */
+  readonly span?: boolean
 }
 
 /** What `executeSequential` returns: the results up to and including the first failure, and that failure. */
@@ -456,7 +463,7 @@ const makeWith = (options: Options, runners: Runners) =>
           )
         )
         : Effect.forEach(all, (call) => execute(call, callOptions), { concurrency: bound })
-      return Effect.withSpan(results, "ToolExecutor.executeParallel", {
+      return callOptions.span === false ? results : Effect.withSpan(results, "ToolExecutor.executeParallel", {
         attributes: { "loom.calls": all.length },
         captureStackTrace: false
       })
