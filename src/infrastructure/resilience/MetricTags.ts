@@ -14,7 +14,7 @@ const built = new WeakMap<object, Map<string, unknown>>()
 /** The key of each metric made here, for `tagged`. */
 const keys = new WeakMap<object, MetricKey.MetricKey<MetricKeyType.MetricKeyType<unknown, unknown>>>()
 
-const keyed = <Type extends MetricKeyType.MetricKeyType<any, any>>(key: MetricKey.MetricKey<Type>) => {
+const keyed = <Type extends MetricKeyType.MetricKeyType.Untyped>(key: MetricKey.MetricKey<Type>) => {
   const metric = Metric.fromMetricKey(key)
   keys.set(metric, key)
   return metric
