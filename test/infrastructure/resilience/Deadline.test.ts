@@ -84,4 +84,28 @@ describe("Deadline", () => {
       assert.strictEqual(yield* Effect.as(Effect.sleep("5 millis"), 42).pipe(Deadline.within("1 second", late)), 42)
       assert.strictEqual(yield* Effect.flip(Effect.never.pipe(Deadline.within("20 millis", late))), "late")
     }))
+
+  it.live("on the live clock, deadline after deadline (the scheduler once known): each passes, expires or is cut off", () =>
+    Effect.gen(function*() {
+      for (let round = 0; round < 3; round++) {
+        assert.strictEqual(
+          yield* Effect.as(Effect.sleep("2 millis"), round).pipe(Deadline.within("1 second", late)),
+          round
+        )
+        const finalized = yield* Deferred.make<void>()
+        const expired = yield* Effect.flip(
+          Effect.never.pipe(
+            Effect.onInterrupt(() => Deferred.succeed(finalized, undefined)),
+            Deadline.within("10 millis", late)
+          )
+        )
+        assert.strictEqual(expired, "late")
+        assert.isTrue(yield* Deferred.isDone(finalized))
+        // the expired timer left nothing behind: the caller is not interrupted and waits again
+        assert.strictEqual(yield* Effect.as(Effect.sleep("15 millis"), "awake"), "awake")
+        const cut = yield* Effect.fork(Effect.never.pipe(Deadline.within("1 second", late)))
+        yield* Effect.sleep("2 millis")
+        assert.isTrue(Exit.isInterrupted(yield* Fiber.interrupt(cut)))
+      }
+    }))
 })
