@@ -45,6 +45,7 @@ import { ToolRegistry } from "../domain/ToolRegistry.js"
 import { ToolResult } from "../domain/ToolResult.js"
 import * as Usage from "../domain/Usage.js"
 import * as UsageMeter from "../domain/UsageMeter.js"
+import * as Memo from "../infrastructure/resilience/Memo.js"
 import * as Timeouts from "../infrastructure/resilience/Timeouts.js"
 import * as Durability from "./Durability.js"
 import * as RunEvents from "./RunEvents.js"
@@ -62,15 +63,7 @@ export const toolMessage = (result: ToolResult): ChatMessage =>
   }, true)
 
 /** JSON Schema generation is costly; a tool's spec never changes, so it is made once. */
-const specs = new WeakMap<ToolDefinition, ChatToolSpec>()
-const specOf = (tool: ToolDefinition): ChatToolSpec => {
-  let spec = specs.get(tool)
-  if (spec === undefined) {
-    spec = toolSpec(tool)
-    specs.set(tool, spec)
-  }
-  return spec
-}
+const specOf: (tool: ToolDefinition) => ChatToolSpec = Memo.perObject(toolSpec)
 
 /** A model may name a tool in a way that is not a valid tool name; the executor then reports it unknown. */
 const callOf = (step: number, index: number, call: LlmToolCall): ToolCall =>
@@ -277,7 +270,11 @@ const converse = (
     : Timeouts.within(`agent:${agent.name}`, agent.deadline)(conversation)
 }
 
-const spanOptions = (agent: Agent) => ({ attributes: { "loom.agent": agent.name }, captureStackTrace: false })
+/** A run's span options, made once per agent. */
+const spanOptions = Memo.perObject((agent: Agent) => ({
+  attributes: { "loom.agent": agent.name },
+  captureStackTrace: false
+}))
 
 export const make: Effect.Effect<Service, never, LanguageModel | ToolRegistry | ToolExecutor | Prices> = Effect.map(
   Effect.all({ llm: LanguageModel, registry: ToolRegistry, executor: ToolExecutor, prices: Prices }),

@@ -40,6 +40,7 @@ import { ToolRegistry } from "../domain/ToolRegistry.js"
 import type { ToolStatus } from "../domain/ToolResult.js"
 import { ToolResult } from "../domain/ToolResult.js"
 import * as CircuitBreaker from "../infrastructure/resilience/CircuitBreaker.js"
+import * as Memo from "../infrastructure/resilience/Memo.js"
 import * as MetricTags from "../infrastructure/resilience/MetricTags.js"
 import * as Retry from "../infrastructure/resilience/Retry.js"
 import * as Timeouts from "../infrastructure/resilience/Timeouts.js"
@@ -223,31 +224,25 @@ interface Codec {
   readonly encode: ((output: unknown) => Effect.Effect<unknown, ToolFailed>) | undefined
 }
 
-const codecs = new WeakMap<ToolDefinition, Codec>()
-const codecOf = (tool: ToolDefinition): Codec => {
-  let codec = codecs.get(tool)
-  if (codec === undefined) {
-    const decode = Schema.decodeUnknown(tool.input)
-    const encode = Schema.encodeUnknown(tool.output)
-    codec = {
-      decode: acceptsAnything(tool.input)
-        ? undefined
-        : (input) => Effect.mapError(decode(input), (error) => invalidInput(tool.name, error)),
-      // the output, encoded with the tool's schema; a mismatch is the tool's failure
-      encode: acceptsAnything(tool.output) ?
-        undefined :
-        (output) =>
-          Effect.mapError(encode(output), (error) =>
-            new ToolFailed({
-              tool: tool.name,
-              message: `output does not match the tool's schema: ${error.message}`,
-              retryable: false
-            }))
-    }
-    codecs.set(tool, codec)
+const codecOf = Memo.perObject((tool: ToolDefinition): Codec => {
+  const decode = Schema.decodeUnknown(tool.input)
+  const encode = Schema.encodeUnknown(tool.output)
+  return {
+    decode: acceptsAnything(tool.input)
+      ? undefined
+      : (input) => Effect.mapError(decode(input), (error) => invalidInput(tool.name, error)),
+    // the output, encoded with the tool's schema; a mismatch is the tool's failure
+    encode: acceptsAnything(tool.output) ?
+      undefined :
+      (output) =>
+        Effect.mapError(encode(output), (error) =>
+          new ToolFailed({
+            tool: tool.name,
+            message: `output does not match the tool's schema: ${error.message}`,
+            retryable: false
+          }))
   }
-  return codec
-}
+})
 
 /** Runs one decoded call with timeout, breaker and retry, its output encoded with `encode`; counts attempts. */
 const attempt = (

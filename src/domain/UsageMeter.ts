@@ -32,12 +32,16 @@ export const make: Effect.Effect<Meter> = Effect.map(Ref.make(Chunk.empty<Call>(
 export const within = (meter: Meter) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.locallyWith(effect, around, List.prepend(meter))
 
-/** Records a call in every meter around the current fiber; outside any meter it is not kept. */
+/** Records a call in every meter around the current fiber; outside any meter (an agent run of its own) it is not kept. */
 export const record = (model: string, usage: TokenUsage): Effect.Effect<void> =>
   Effect.flatMap(
     FiberRef.get(around),
     (meters) =>
-      Effect.forEach(meters, (meter) => Ref.update(meter.calls, Chunk.append({ model, usage })), { discard: true })
+      List.isNil(meters) ? Effect.void : Effect.forEach(
+        meters,
+        (meter) => Ref.update(meter.calls, Chunk.append({ model, usage })),
+        { discard: true }
+      )
   )
 
 /** What `meter` has recorded so far, costed with `prices`. */
