@@ -46,18 +46,6 @@ const median = (values: ReadonlyArray<number>): number => {
 
 const round = (n: number): number => Number(n.toPrecision(4))
 
-/**
- * A full collection before each measured run (the bench runs with `--expose-gc`): no side
- * pays for the garbage the side before it left, which otherwise swings a run by a third.
- */
-const collect = (): void => (globalThis as { gc?: () => void }).gc?.()
-
-/** One measurement, from a collected heap. */
-const measure = (side: () => Promise<number>): Promise<number> => {
-  collect()
-  return side()
-}
-
 /** Runs a scenario, alternating Loom, baseline and floor runs so drift hits all alike. */
 export const run = async (scenario: Scenario): Promise<Result> => {
   await scenario.setup?.()
@@ -71,9 +59,9 @@ export const run = async (scenario: Scenario): Promise<Result> => {
     const baseline: Array<number> = []
     const floor: Array<number> = []
     for (let i = 0; i < (scenario.runs ?? 7); i++) {
-      loom.push(await measure(scenario.loom))
-      baseline.push(await measure(scenario.baseline))
-      if (scenario.floor) floor.push(await measure(scenario.floor))
+      loom.push(await scenario.loom())
+      baseline.push(await scenario.baseline())
+      if (scenario.floor) floor.push(await scenario.floor())
     }
     const l = median(loom)
     const b = median(baseline)
