@@ -20,6 +20,16 @@ export const fanout = (calls: number, ms: number): Effect.Effect<ReadonlyArray<s
   Effect.forEach(range(calls), (i) => Effect.as(Effect.sleep(ms), `c${i}`), { concurrency: calls })
 
 /**
+ * `executor.dag-diamond`: A, then B and C side by side, then D, each a sleep of `ms`: the
+ * diamond with its shape known up front, so no scheduling at all, only the sleeps.
+ */
+export const dagDiamond = (ms: number): Effect.Effect<void> =>
+  Effect.sleep(ms).pipe(
+    Effect.zipRight(Effect.all([Effect.sleep(ms), Effect.sleep(ms)], { concurrency: "unbounded" })),
+    Effect.zipRight(Effect.sleep(ms))
+  )
+
+/**
  * `pool.noop-100k`: `jobs` no-op jobs from `callers` concurrent callers, at most `workers`
  * running at once. The job runs on its caller's fiber under a semaphore permit: a bounded
  * set of waiters, no extra fork, no Deferred.
