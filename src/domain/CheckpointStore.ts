@@ -145,13 +145,17 @@ interface Stored {
   readonly checkpoint: Checkpoint
   readonly writes: ReadonlyArray<PendingWrite>
   readonly events: Chunk.Chunk<StoredEvent>
+  /** Events dropped by `clear`: numbering goes on after them, as the SQL stores' does. */
+  readonly dropped: number
 }
 
 type Runs = HashMap.HashMap<ThreadId, Stored>
 
-/** `events` numbered after the last of `stored`. */
-const appendEvents = (stored: Chunk.Chunk<StoredEvent>, events: ReadonlyArray<WorkflowEvent>) =>
-  Chunk.appendAll(stored, Chunk.fromIterable(events.map((event, i) => ({ seq: Chunk.size(stored) + i + 1, event }))))
+/** `events` numbered after the last `run` has had. */
+const appendEvents = (run: Pick<Stored, "events" | "dropped">, events: ReadonlyArray<WorkflowEvent>) => {
+  const last = run.dropped + Chunk.size(run.events)
+  return Chunk.appendAll(run.events, Chunk.fromIterable(events.map((event, i) => ({ seq: last + i + 1, event }))))
+}
 
 const touched = (record: RunRecord, now: number, step = record.step) =>
   new RunRecord({ ...record, step, updatedAt: now })
@@ -205,7 +209,13 @@ export const makeMemory: Effect.Effect<Service> = Effect.map(Ref.make<Runs>(Hash
         })
         return [
           true,
-          HashMap.set(runs, threadId, { record, checkpoint, writes: [], events: appendEvents(Chunk.empty(), events) })
+          HashMap.set(runs, threadId, {
+            record,
+            checkpoint,
+            writes: [],
+            events: appendEvents({ events: Chunk.empty(), dropped: 0 }, events),
+            dropped: 0
+          })
         ]
       }).pipe(Effect.filterOrFail((created) => created, () => new RunExists({ threadId })), Effect.asVoid),
     saveWrite: (threadId, write, events) =>
@@ -213,14 +223,15 @@ export const makeMemory: Effect.Effect<Service> = Effect.map(Ref.make<Runs>(Hash
         ...run,
         record: touched(run.record, now),
         writes: [...run.writes.filter((w) => w.step !== write.step || w.node !== write.node), write],
-        events: appendEvents(run.events, events)
+        events: appendEvents(run, events)
       })),
     saveCheckpoint: (threadId, checkpoint, events) =>
       update(threadId, (run, now) => ({
         record: touched(run.record, now, checkpoint.step),
         checkpoint: checkpoint.step >= run.checkpoint.step ? checkpoint : run.checkpoint,
         writes: run.writes.filter((w) => w.step >= checkpoint.step),
-        events: appendEvents(run.events, events)
+        events: appendEvents(run, events),
+        dropped: run.dropped
       })),
     setStatus: (threadId, status, events, error) =>
       modify((runs, now): readonly [boolean, Runs] => {
@@ -231,7 +242,7 @@ export const makeMemory: Effect.Effect<Service> = Effect.map(Ref.make<Runs>(Hash
         ) return [false, runs]
         const run = found.value
         const record = moved(run.record, now, status, error)
-        return [true, HashMap.set(runs, threadId, { ...run, record, events: appendEvents(run.events, events) })]
+        return [true, HashMap.set(runs, threadId, { ...run, record, events: appendEvents(run, events) })]
       }),
     supersede: (threadId, by, status, events) =>
       modify((runs, now): readonly [boolean, Runs] => {
@@ -239,14 +250,15 @@ export const makeMemory: Effect.Effect<Service> = Effect.map(Ref.make<Runs>(Hash
         if (Option.isNone(found) || isOver(found.value.record)) return [false, runs]
         const run = found.value
         const record = new RunRecord({ ...moved(run.record, now, status, undefined), supersededBy: by })
-        return [true, HashMap.set(runs, threadId, { ...run, record, events: appendEvents(run.events, events) })]
+        return [true, HashMap.set(runs, threadId, { ...run, record, events: appendEvents(run, events) })]
       }),
     clear: (threadId) =>
       update(threadId, (run, now) => ({
         ...run,
         record: touched(run.record, now),
         writes: [],
-        events: Chunk.empty()
+        events: Chunk.empty(),
+        dropped: run.dropped + Chunk.size(run.events)
       })),
     threadRuns: (thread) =>
       Effect.map(

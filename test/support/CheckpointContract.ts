@@ -310,6 +310,11 @@ export const checkpointStoreContract = <R>(
         else assert.deepStrictEqual(Option.getOrThrow(loaded.right).writes, [])
         // the record stays, so the id stays taken
         assert.strictEqual((yield* Effect.flip(store.create(t1, "counter", first, [])))._tag, "RunExists")
+        // a late write's event is numbered after the dropped ones: a follower's cursor stays good
+        yield* store.saveWrite(t1, new PendingWrite({ step: 1, node: "d", update: { n: 3 } }), [
+          new NodeFinished({ step: 1, node: "d", update: { n: 3 } })
+        ])
+        assert.deepStrictEqual((yield* store.events(t1)).map((e) => e.seq), [4])
 
         const nope = ThreadId.make("nope")
         yield* store.clear(nope)
