@@ -335,7 +335,8 @@ export const make = (
           // checked before anything is stopped; the runs it stops give their places back
           const busy = live.size - current.filter((run) => live.has(run.threadId)).length
           if (busy >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
-          yield* Effect.forEach(current, (run) => supersede(run, threadId, multitask), { discard: true })
+          const status = multitask === "interrupt" ? "interrupted" : "cancelled"
+          yield* Effect.forEach(current, (run) => supersede(run, threadId, status), { discard: true })
         }
         const turn = Math.max(1, ...runs.map((run) => run.turn ?? 1)) + 1
         const first = yield* kind.first(request.name, request.input)
@@ -350,9 +351,8 @@ export const make = (
      * (a write of a node in flight would otherwise land after); one that is not executing
      * (waiting, queued, cut off) is cleared here, and by its execution too if it picks it up.
      */
-    const supersede = (run: RunRecord, by: ThreadId, multitask: "interrupt" | "rollback" | "reject") =>
+    const supersede = (run: RunRecord, by: ThreadId, status: "interrupted" | "cancelled") =>
       Effect.gen(function*() {
-        const status = multitask === "interrupt" ? "interrupted" : "cancelled"
         const moved = yield* store.supersede(run.threadId, by, status, [])
         const here = live.get(run.threadId)
         if (here !== undefined) yield* Deferred.succeed(here.cancelled, undefined)
