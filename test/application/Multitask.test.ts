@@ -93,6 +93,15 @@ const eventTags = (id: string) =>
 
 const running = (run: RunRecord) => run.status === "running"
 
+/** A manager whose thread `chat` is busy: its first run (`one`) is inside its gated node. */
+const busyThread = Effect.gen(function*() {
+  const probe: Probe = { gates: new Map(), log: [] }
+  const runs = yield* manager(probe)
+  yield* start(runs, "one")
+  yield* until(runs, "chat", "the first run to start its node", () => probe.log.includes("start one"))
+  return { probe, runs }
+})
+
 describe("double-texting: a run started on a busy thread", () => {
   it.live("reject refuses it with RunExists, and the running run goes on untouched", () =>
     Effect.gen(function*() {
@@ -111,10 +120,7 @@ describe("double-texting: a run started on a busy thread", () => {
 
   it.live("enqueue runs it after the current run, in order, each once", () =>
     Effect.gen(function*() {
-      const probe: Probe = { gates: new Map(), log: [] }
-      const runs = yield* manager(probe)
-      yield* start(runs, "one")
-      yield* until(runs, "chat", "the first run to start its node", () => probe.log.includes("start one"))
+      const { probe, runs } = yield* busyThread
       const second = yield* start(runs, "two", "enqueue")
       const third = yield* start(runs, "three", "enqueue")
       const queued = yield* runs.get(second)
@@ -144,10 +150,7 @@ describe("double-texting: a run started on a busy thread", () => {
     "interrupt stops the current run mid-node, keeps it interrupted for good, and runs the new one",
     () =>
       Effect.gen(function*() {
-        const probe: Probe = { gates: new Map(), log: [] }
-        const runs = yield* manager(probe)
-        yield* start(runs, "one")
-        yield* until(runs, "chat", "the first run to start its node", () => probe.log.includes("start one"))
+        const { probe, runs } = yield* busyThread
         const second = yield* start(runs, "two", "interrupt")
         const stopped = yield* runs.get("chat")
         assert.deepStrictEqual([stopped.status, stopped.supersededBy], ["interrupted", second])
@@ -169,10 +172,7 @@ describe("double-texting: a run started on a busy thread", () => {
     "rollback cancels the current run and the queued ones, removes their checkpoints and events",
     () =>
       Effect.gen(function*() {
-        const probe: Probe = { gates: new Map(), log: [] }
-        const runs = yield* manager(probe)
-        yield* start(runs, "one")
-        yield* until(runs, "chat", "the first run to start its node", () => probe.log.includes("start one"))
+        const { probe, runs } = yield* busyThread
         const queued = yield* start(runs, "two", "enqueue")
         assert.isAbove((yield* eventTags("chat")).length, 0)
         assert.deepStrictEqual((yield* runs.history("chat")).map((entry) => entry.next), [["work"]])

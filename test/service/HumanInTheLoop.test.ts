@@ -13,9 +13,9 @@ import { CheckpointStore } from "../../src/domain/CheckpointStore.js"
 import { pendingInterrupts, ThreadId } from "../../src/domain/Workflow.js"
 import * as SqliteCheckpointStore from "../../src/infrastructure/persistence/SqliteCheckpointStore.js"
 import * as History from "../support/History.js"
-import type { Proc } from "../support/Processes.js"
 import { crash, exited, service, tempDir } from "../support/Processes.js"
-import { json, post } from "../support/Service.js"
+import * as RunPolling from "../support/RunPolling.js"
+import { post } from "../support/Service.js"
 
 interface Waiting {
   readonly _tag: "Interrupted"
@@ -66,23 +66,10 @@ const eventsOf = (text: string): Array<Event> => History.parseEvents<EventData>(
 /** A run's whole SSE history, read to the end of the stream (the run must have ended). */
 const history = (url: string, threadId: string) => History.historyOf<EventData>(url, threadId)
 
-const getRun = (url: string, threadId: string) => Effect.map(json(`${url}/v1/runs/${threadId}`), (r) => r.body as Run)
+const getRun = (url: string, id: string) => RunPolling.getRun<Run>(url, id)
 
-/** Polls the run every 100 ms until `check` holds (up to 20 s); dies with the last record and the service's output. */
-const untilRun = (proc: Proc & { url: string }, threadId: string, what: string, check: (run: Run) => boolean) => {
-  let last: unknown
-  return getRun(proc.url, threadId).pipe(
-    Effect.tap((run) => Effect.sync(() => (last = run))),
-    Effect.filterOrFail(check, () => "not yet"),
-    Effect.retry(Schedule.spaced("100 millis")),
-    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "timed out" }),
-    Effect.catchAll(() =>
-      Effect.dieMessage(
-        `timed out waiting for ${what}; last record: ${JSON.stringify(last)}\nservice output:\n${proc.output()}`
-      )
-    )
-  )
-}
+const untilRun = (proc: RunPolling.Listening, id: string, what: string, check: (run: Run) => boolean) =>
+  RunPolling.untilRun<Run>(proc, id, what, check)
 
 const keysOf = (run: Run) => (run.waiting ?? []).map((w) => w.key).sort()
 

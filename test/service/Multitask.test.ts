@@ -6,9 +6,9 @@
  * they were left: the superseded ones are never resumed.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
-import type { Proc } from "../support/Processes.js"
+import { Effect } from "effect"
 import { exited, loom, service, tempDir } from "../support/Processes.js"
+import * as RunPolling from "../support/RunPolling.js"
 import { json, post } from "../support/Service.js"
 
 interface Run {
@@ -24,23 +24,10 @@ const env = (dir: string) => ({ LOOM_DATA_DIR: dir, LOOM_LLM: "simulator" })
 
 const keys = ["1/editor/approval/0", "1/legal/approval/0"]
 
-const getRun = (url: string, id: string) => Effect.map(json(`${url}/v1/runs/${id}`), (r) => r.body as Run)
+const getRun = (url: string, id: string) => RunPolling.getRun<Run>(url, id)
 
-/** Polls the run every 100 ms until `check` holds (up to 20 s); dies with the last record and the service's output. */
-const untilRun = (proc: Proc & { url: string }, id: string, what: string, check: (run: Run) => boolean) => {
-  let last: unknown
-  return getRun(proc.url, id).pipe(
-    Effect.tap((run) => Effect.sync(() => (last = run))),
-    Effect.filterOrFail(check, () => "not yet"),
-    Effect.retry(Schedule.spaced("100 millis")),
-    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "timed out" }),
-    Effect.catchAll(() =>
-      Effect.dieMessage(
-        `timed out waiting for ${what}; last record: ${JSON.stringify(last)}\nservice output:\n${proc.output()}`
-      )
-    )
-  )
-}
+const untilRun = (proc: RunPolling.Listening, id: string, what: string, check: (run: Run) => boolean) =>
+  RunPolling.untilRun<Run>(proc, id, what, check)
 
 const waitsOnBoth = (run: Run) =>
   run.status === "waiting" && (run.waiting ?? []).map((w) => w.key).sort().join() === keys.join()
