@@ -253,8 +253,8 @@ export const make = (
         const kind = kinds.get(payload.kind)
         if (kind === undefined) return yield* Effect.logWarning(`run ${threadId}: no run kind ${payload.kind} here`)
         const saved = yield* Effect.option(store.getRun(threadId))
-        if (Option.exists(saved, isOver)) return yield* clearIfRolledBack(threadId)
-        if (Option.isSome(saved) && !(yield* turnComes(saved.value))) return yield* clearIfRolledBack(threadId)
+        if (Option.exists(saved, isOver)) return
+        if (Option.isSome(saved) && !(yield* turnComes(saved.value))) return
         if (Option.isSome(saved) && saved.value.status !== "queued") {
           yield* Effect.logInfo(`resuming run ${threadId} (${saved.value.workflow}) from step ${saved.value.step}`)
         }
@@ -280,8 +280,11 @@ export const make = (
             )
           )
         )
-        yield* clearIfRolledBack(threadId)
-      })
+      }).pipe(
+        // however the execution ends (done, stopped, suspended to wait, cut off), a run rolled back meanwhile is
+        // cleared after it, when nothing of it writes any more
+        Effect.ensuring(clearIfRolledBack(payload.threadId))
+      )
     yield* engine.register(DurableRun.LoomRun, execute)
     // Closing the service: says which runs it cuts off, before the engine interrupts them (finalizers run in reverse:
     // this one before the registration's, which stops the runner).
@@ -331,19 +334,25 @@ export const make = (
         const runs = yield* store.threadRuns(thread)
         const threadId = ThreadId.make(Crypto.randomUUID())
         const current = runs.filter((run) => !isOver(run))
-        if (multitask !== "enqueue") {
-          // checked before anything is stopped; the runs it stops give their places back
-          const busy = live.size - current.filter((run) => live.has(run.threadId)).length
-          if (busy >= options.maxRuns) return yield* new QueueFull({ capacity: options.maxRuns })
-          const status = multitask === "interrupt" ? "interrupted" : "cancelled"
-          yield* Effect.forEach(current, (run) => supersede(run, threadId, status), { discard: true })
+        // checked before anything is stopped; the runs it stops give their places back
+        const busy = live.size - current.filter((run) => live.has(run.threadId)).length
+        if (multitask !== "enqueue" && busy >= options.maxRuns) {
+          return yield* new QueueFull({ capacity: options.maxRuns })
         }
         const turn = Math.max(1, ...runs.map((run) => run.turn ?? 1)) + 1
         const first = yield* kind.first(request.name, request.input)
+        // the new run is stored first: a start that loses the race for its turn has stopped nothing
         yield* store.create(threadId, kind.workflow, first, [], { thread, turn, status: "queued" })
+        if (multitask !== "enqueue") {
+          const status = multitask === "interrupt" ? "interrupted" : "cancelled"
+          yield* Effect.forEach(current, (run) => supersede(run, threadId, status), { discard: true })
+        }
         yield* hand(threadId, kind.workflow, request.name, request.input)
         return threadId
-      }).pipe(Effect.retry({ times: 3, while: (error) => error._tag === "RunExists" }))
+      }).pipe(
+        Effect.retry({ times: 3, while: (error) => error._tag === "RunExists" }),
+        Effect.catchTag("RunExists", () => Effect.fail(new RunExists({ threadId: thread })))
+      )
 
     /**
      * Stops `run` for the later run `by`: kept as interrupted, or cancelled and rolled back.
@@ -444,9 +453,18 @@ export const make = (
         )
         const encoded = yield* Effect.orDie(Schema.encode(interrupt.resume)(value))
         const left = pending.length - 1
-        yield* store.setStatus(threadId, left > 0 ? "waiting" : "running", [
+        const moved = yield* store.setStatus(threadId, left > 0 ? "waiting" : "running", [
           new Resumed({ key: chosen.key, value: encoded })
         ])
+        // cancelled or superseded since it was read: the value goes nowhere
+        const now = moved ? undefined : yield* store.getRun(threadId)
+        if (now !== undefined && isOver(now)) {
+          return yield* new NotWaiting({
+            threadId,
+            waiting: [],
+            message: `run ${threadId} is ${now.status}, not waiting for a value`
+          })
+        }
         const executionId = yield* DurableRun.giveValue(threadId, chosen.key, interrupt.resume, value).pipe(
           Effect.provideService(DurableEngine, engine)
         )
