@@ -253,6 +253,17 @@ layer(
         assert.deepInclude(issues.map((issue) => issue.path), ["calls", 2, "id"])
       }))
 
+    it.effect("a mode that is not text is a 400 naming mode (Effect's union lookup threw on it: a 500)", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Service
+        for (const mode of [[{ toString: 0 }], { valueOf: 1 }, 7]) {
+          const reply = yield* post(`${url}/v1/tools/execute`, { mode })
+          assertRefused(reply, 400, "HttpApiDecodeError", "Expected string")
+          const issues = (reply.body as { issues: ReadonlyArray<{ path: ReadonlyArray<unknown> }> }).issues
+          assert.deepStrictEqual([...new Set(issues.map((issue) => issue.path.join(".")))], ["mode"])
+        }
+      }))
+
     it.effect("search with limit -5 is refused naming limit, in the call's result (it answered as if -5 were fine)", () =>
       Effect.gen(function*() {
         const { url } = yield* Service

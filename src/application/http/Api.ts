@@ -214,20 +214,30 @@ export const GraphNodeSpec = Schema.Struct({
   dependsOn: Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
 }).annotations({ identifier: "GraphNodeSpec", ...strict })
 
+/**
+ * A request's `mode`: text, then one of `modes`. Effect's union of structs looks its
+ * members up by the literal under `mode` with `String(input.mode)`, which throws on a
+ * value such as `[{"toString":0}]` (a 500, found by the HTTP fuzz). Decoding the text
+ * first keeps that lookup out: any other `mode` is a 400 naming it. The OpenAPI document
+ * still lists the modes.
+ */
+const Mode = <const L extends ReadonlyArray<string>>(...modes: L) =>
+  Schema.compose(Schema.String, Schema.Literal(...modes)).annotations({ jsonSchema: { type: "string", enum: modes } })
+
 /** One request, one mode: `calls` for parallel and sequential, `nodes` for graph, `tool` + `inputs` for batch. */
 export const ExecuteRequest = Schema.Union(
   Schema.Struct({
-    mode: Schema.Literal("parallel", "sequential"),
+    mode: Mode("parallel", "sequential"),
     calls: Calls,
     concurrency: Schema.optional(PositiveInt)
   }).annotations({ identifier: "ExecuteCalls", ...strict }),
   Schema.Struct({
-    mode: Schema.Literal("graph"),
+    mode: Mode("graph"),
     nodes: Schema.Array(GraphNodeSpec),
     concurrency: Schema.optional(PositiveInt)
   }).annotations({ identifier: "ExecuteGraph", ...strict }),
   Schema.Struct({
-    mode: Schema.Literal("batch"),
+    mode: Mode("batch"),
     tool: Schema.NonEmptyString,
     inputs: Schema.Array(ToolInput),
     concurrency: Schema.optional(PositiveInt)
