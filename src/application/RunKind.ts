@@ -5,12 +5,12 @@
  */
 import { Effect, Schema } from "effect"
 import type { ParseResult, Stream } from "effect"
-import { Checkpoint } from "../domain/CheckpointStore.js"
+import type { Checkpoint } from "../domain/CheckpointStore.js"
 import type { ThreadId, WorkflowEvent } from "../domain/Workflow.js"
 import type * as Interrupt from "./Interrupt.js"
 import type { Graph } from "./Workflow.js"
 import * as Workflow from "./Workflow.js"
-import type * as WorkflowEngine from "./WorkflowEngine.js"
+import * as WorkflowEngine from "./WorkflowEngine.js"
 
 /** A kind of run the service offers: which workflow it is, how to start one from an input text, how to resume one. */
 export interface RunKind {
@@ -35,11 +35,7 @@ export const runKind = <S, I>(
   workflow: graph.name,
   run: (threadId, name, input) => engine.run(graph, initial(name, input), { threadId }),
   resume: (threadId) => engine.resume(graph, threadId),
-  first: (name, input) =>
-    Schema.encode(graph.state)(initial(name, input)).pipe(
-      Effect.orDie,
-      Effect.map((state) => new Checkpoint({ step: 0, state, next: graph.start }))
-    ),
+  first: (name, input) => WorkflowEngine.firstCheckpoint(graph, initial(name, input)),
   interrupts: graph.interrupts,
   merge: (state, update) =>
     Effect.gen(function*() {

@@ -227,6 +227,8 @@ export const make = (
       Effect.gen(function*() {
         const thread = run.thread ?? run.threadId
         const turn = run.turn ?? 1
+        // a thread's first run waits for nobody (a replay, a fork): no read
+        if (turn === 1) return true
         for (;;) {
           const seen = yield* SubscriptionRef.get(endings)
           const runs = yield* store.threadRuns(thread)

@@ -329,17 +329,21 @@ const finish = <S, I, E extends NodeError>(run: Run<S, I, E>, state: S) =>
     yield* run.emit(finished)
   })
 
+/** A run's first checkpoint: `input` encoded, and the graph's start nodes to run. */
+export const firstCheckpoint = <S, I, E extends NodeError>(
+  graph: Graph<S, I, E>,
+  input: S
+): Effect.Effect<Checkpoint> =>
+  Schema.encode(graph.state)(input).pipe(
+    Effect.orDie,
+    Effect.map((state) => new Checkpoint({ step: 0, state, next: graph.start }))
+  )
+
 /** A new run: its first checkpoint, then every step. */
 const begin = <S, I, E extends NodeError>(input: S) => (run: Run<S, I, E>) =>
   Effect.gen(function*() {
     const { graph } = run
-    const encoded = yield* Schema.encode(graph.state)(input).pipe(Effect.orDie)
-    yield* run.store.create(
-      run.threadId,
-      graph.name,
-      new Checkpoint({ step: 0, state: encoded, next: graph.start }),
-      []
-    )
+    yield* run.store.create(run.threadId, graph.name, yield* firstCheckpoint(graph, input), [])
     yield* finish(run, yield* execute(run, { state: input, step: 0, next: graph.start, written: new Map() }))
   })
 

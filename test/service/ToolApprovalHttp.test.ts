@@ -12,12 +12,13 @@
  * however often the turn is replayed; a denied call never reaches the executor.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import type { SimChatRequest, SimReply } from "../../src/infrastructure/ollama/OllamaSimulator.js"
 import * as CountingOllama from "../support/CountingOllama.js"
 import * as History from "../support/History.js"
 import type { Proc } from "../support/Processes.js"
 import { service, tempDir } from "../support/Processes.js"
+import * as RunPolling from "../support/RunPolling.js"
 import { json, post } from "../support/Service.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -107,31 +108,14 @@ const startAgent = (url: string, input: string) =>
     return (started.body as { threadId: string }).threadId
   })
 
-const getRun = (url: string, threadId: string) => Effect.map(json(`${url}/v1/runs/${threadId}`), (r) => r.body as Run)
+const getRun = (url: string, id: string) => RunPolling.getRun<Run>(url, id)
 
 const keysOf = (run: Run) => (run.waiting ?? []).map((w) => w.key).sort()
 
-/** Polls `check` every 100 ms up to 20 s; dies with `what`, what `last` says and the service's output. */
-const pollUntil = <A>(
-  proc: Running,
-  effect: Effect.Effect<A>,
-  what: string,
-  check: (a: A) => boolean
-) => {
-  let last: unknown
-  return effect.pipe(
-    Effect.tap((a) => Effect.sync(() => (last = a))),
-    Effect.filterOrFail(check, () => "not yet"),
-    Effect.retry(Schedule.spaced("100 millis")),
-    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => "timed out" }),
-    Effect.catchAll(() =>
-      Effect.dieMessage(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)}\n${proc.output()}`)
-    )
-  )
-}
+const pollUntil = RunPolling.pollUntil
 
-const untilRun = (proc: Running, threadId: string, what: string, check: (run: Run) => boolean) =>
-  pollUntil(proc, getRun(proc.url, threadId), what, check)
+const untilRun = (proc: Running, id: string, what: string, check: (run: Run) => boolean) =>
+  RunPolling.untilRun<Run>(proc, id, what, check)
 
 const waitingOn = (pending: ReadonlyArray<string>) => (run: Run) =>
   run.status === "waiting" && keysOf(run).join() === [...pending].sort().join()
